@@ -1,0 +1,1 @@
+"""Data sources for silos (files, DuckDB, PostgreSQL, MySQL, ...), discovered through entry points."""

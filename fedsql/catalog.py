@@ -1,0 +1,224 @@
+"""Frozen dataclasses describing a federation: tables, columns, domains, bounds, contract, policy.
+
+These are plain values with no I/O. ``fedsql.config`` builds them from TOML files; every other
+layer reads them. Names are stored lower-case: SQL identifiers are matched case-insensitively.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+ColumnType = Literal["INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "BOOLEAN"]
+COLUMN_TYPES: tuple[str, ...] = ("INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "BOOLEAN")
+NUMERIC_TYPES: frozenset[str] = frozenset({"INTEGER", "BIGINT", "DOUBLE"})
+
+KeyValue = str | int | bool | _dt.date
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Closed interval ``[lo, hi]`` that every value of a numeric column is clamped to."""
+
+    lo: float
+    hi: float
+
+    @property
+    def magnitude(self) -> float:
+        """B = max(|lo|, |hi|), the largest absolute value a clamped row can carry.
+
+        >>> Bounds(-3.0, 2.0).magnitude
+        3.0
+        """
+        return max(abs(self.lo), abs(self.hi))
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A public, data-independent set of values a column may be grouped on.
+
+    ``kind`` is ``"enum"`` (explicit ``values``), ``"int_range"`` (``lo``..``hi`` inclusive by
+    ``step``) or ``"date_range"`` (``lo``..``hi`` inclusive, ISO dates, by ``step`` days).
+    """
+
+    kind: Literal["enum", "int_range", "date_range"]
+    values: tuple[KeyValue, ...] = ()
+    lo: int | str | None = None
+    hi: int | str | None = None
+    step: int = 1
+
+    def keys(self) -> tuple[KeyValue, ...]:
+        """Every value of the domain, in its canonical order.
+
+        >>> Domain("int_range", lo=0, hi=10, step=5).keys()
+        (0, 5, 10)
+        >>> Domain("enum", values=("F", "M")).keys()
+        ('F', 'M')
+        """
+        if self.kind == "enum":
+            return self.values
+        if self.kind == "int_range":
+            assert isinstance(self.lo, int) and isinstance(self.hi, int)
+            return tuple(range(self.lo, self.hi + 1, self.step))
+        assert isinstance(self.lo, str) and isinstance(self.hi, str)
+        start, end = _dt.date.fromisoformat(self.lo), _dt.date.fromisoformat(self.hi)
+        out: list[KeyValue] = []
+        day = start
+        while day <= end:
+            out.append(day)
+            day += _dt.timedelta(days=self.step)
+        return tuple(out)
+
+    @property
+    def size(self) -> int:
+        """Number of keys in the domain."""
+        if self.kind == "enum":
+            return len(self.values)
+        if self.kind == "int_range":
+            assert isinstance(self.lo, int) and isinstance(self.hi, int)
+            return len(range(self.lo, self.hi + 1, self.step))
+        assert isinstance(self.lo, str) and isinstance(self.hi, str)
+        days = (_dt.date.fromisoformat(self.hi) - _dt.date.fromisoformat(self.lo)).days
+        return days // self.step + 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a federated table as the contract declares it."""
+
+    name: str
+    type: ColumnType
+    bounds: Bounds | None = None
+    domain: Domain | None = None
+    description: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for INTEGER, BIGINT and DOUBLE columns."""
+        return self.type in NUMERIC_TYPES
+
+
+@dataclass(frozen=True)
+class Table:
+    """A federated table: the same logical table held by every silo (a horizontal partition)."""
+
+    name: str
+    unit: str
+    max_rows_per_unit: int
+    columns: tuple[Column, ...]
+    description: str = ""
+
+    def column(self, name: str) -> Column | None:
+        """The column called ``name`` (case-insensitive), or None."""
+        low = name.lower()
+        for col in self.columns:
+            if col.name == low:
+                return col
+        return None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in declaration order."""
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class SecAggParams:
+    """Federation-wide secure-aggregation parameters (SECAGG.md section 2)."""
+
+    n_min: int = 3
+    c_max: int = 1
+    threshold: int | None = None
+    max_rows_per_silo: int = 100_000_000
+
+    def threshold_for(self, n: int) -> int:
+        """Shamir threshold t for a cohort of n silos: the configured one, or floor(n/2)+1 clamped.
+
+        >>> SecAggParams(c_max=1).threshold_for(4)
+        2
+        >>> SecAggParams(c_max=0).threshold_for(2)
+        1
+        """
+        if self.threshold is not None:
+            return self.threshold
+        if n <= 2:
+            return 1
+        t = n // 2 + 1
+        return max(self.c_max + 1, min(t, n - 2))
+
+    def survivors_needed(self, n: int) -> int:
+        """Smallest survivor set that may be released: max(t + 1, n_min), at most n.
+
+        >>> SecAggParams().survivors_needed(4)
+        3
+        """
+        return min(n, max(self.threshold_for(n) + 1, self.n_min))
+
+    def m_min(self, n: int) -> int:
+        """Minimum number of honest silos whose noise is guaranteed in a released total.
+
+        >>> SecAggParams().m_min(4)
+        2
+        """
+        return max(1, self.survivors_needed(n) - self.c_max)
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The federation contract: logical schema, bounds, domains and privacy parameters."""
+
+    federation_id: str
+    tables: tuple[Table, ...]
+    delta: float = 1e-6
+    default_epsilon: float = 1.0
+    secagg: SecAggParams = field(default_factory=SecAggParams)
+    description: str = ""
+
+    def table(self, name: str) -> Table | None:
+        """The table called ``name`` (case-insensitive), or None."""
+        low = name.lower()
+        for tab in self.tables:
+            if tab.name == low:
+                return tab
+        return None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of a canonical rendering: equal contracts have equal fingerprints."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SiloPolicy:
+    """What one clinic's operator allows: shared tables and columns, caps, budgets, group size.
+
+    ``shared`` maps a table name to the columns the clinic shares; tables and columns not
+    listed are invisible to every query. ``data`` is the path of the clinic's DuckDB file
+    (resolved against the policy file's folder by the loader).
+    """
+
+    silo_id: str
+    shared: dict[str, tuple[str, ...]]
+    data: str = ""
+    name: str = ""
+    max_epsilon_per_query: float = 1.0
+    budget_epsilon: float = 10.0
+    analyst_budgets: dict[str, float] = field(default_factory=dict)
+    min_group_size: int = 10
+    query_timeout_s: float = 30.0
+    approval: Literal["auto", "manual", "deny"] = "auto"
+
+    def shares(self, table: str, column: str | None = None) -> bool:
+        """True if the clinic shares ``table`` (and ``column`` of it, when given)."""
+        cols = self.shared.get(table.lower())
+        if cols is None:
+            return False
+        return column is None or column.lower() in cols
+
+    def budget_for(self, analyst: str) -> float:
+        """The lifetime epsilon budget of ``analyst`` at this clinic."""
+        return self.analyst_budgets.get(analyst, self.budget_epsilon)

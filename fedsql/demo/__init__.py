@@ -1,0 +1,1 @@
+"""The demo: synthetic clinic data (generator) and the embedded demo federation."""

@@ -1,0 +1,453 @@
+"""The hub: admits silos, plans each analyst query, runs FSA-1 over the cohort and finalizes the answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from fedsql import __version__
+from fedsql.catalog import Contract
+from fedsql.errors import (
+    BudgetExhausted,
+    Error,
+    ProtocolError,
+    QueryRejected,
+    QuorumNotMet,
+)
+from fedsql.hub.finalize import finalize, sigma_released
+from fedsql.hub.query_run import QueryRun
+from fedsql.hub.registry import ConnectedSilo, Registry, now_ms
+from fedsql.hub.translate import (
+    message_from_unmask_request,
+    request_from_descriptor,
+    response_from_message,
+    upload_from_message,
+)
+from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
+from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode
+from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster, RosterEntry
+from fedsql.sql import plan_query
+from fedsql.sql.params_codec import decode_params
+from fedsql.sql.plan import FederatedPlan
+from fedsql.transport.messages import (
+    Abort,
+    Accepted,
+    ConnectedSilo as ConnectedSiloInfo,
+    ExecuteReply,
+    ExecuteRequest,
+    Heartbeat,
+    Hello,
+    MaskedUpload,
+    Refusal,
+    SiloStatus,
+    SiloToHub,
+    StatusReply,
+    UnmaskResponse,
+    Welcome,
+)
+from fedsql.transport.server import SiloChannel
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A planned query before anything is sent: plan, epsilon, noise and encoding."""
+
+    plan: FederatedPlan
+    epsilon: str
+    noise: NoisePlan | None
+    encoding: tuple[CoordinateSpec, ...]
+    silos: tuple[ConnectedSilo, ...]
+    roster_version: int
+    roster: Roster
+
+
+def _measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
+    return [
+        MeasureSpec(
+            name=m.name, sensitivity=m.sensitivity, clip=m.clip, integral=m.integral,
+            cells=plan.cells, row_cap=plan.row_cap,
+        )
+        for m in plan.measures
+    ]
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+class Hub:
+    """Coordinator of one federation. Implements the transport's hub handler.
+
+    The hub never sees a silo's vector in the clear: it receives masked uploads, asks survivors
+    for what FSA-1 lets it learn, and recovers only the noisy total.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        *,
+        noise: bool = True,
+        round_timeout_s: float = 60.0,
+    ) -> None:
+        """Create a hub for ``contract``.
+
+        Args:
+            contract: The federation contract.
+            noise: False only in tests: asks silos for noise-off answers (silos not started for
+                testing refuse such queries).
+            round_timeout_s: How long each secure-aggregation round waits for silos.
+        """
+        self.contract = contract
+        self.noise = noise
+        self.round_timeout_s = round_timeout_s
+        self.registry = Registry(contract.federation_id, contract.fingerprint)
+        self._roster_lock = threading.Lock()
+        self._runs: dict[bytes, QueryRun] = {}
+        self._runs_lock = threading.Lock()
+
+    # -- transport handler ---------------------------------------------------------------
+
+    def on_connect(self, hello: Hello, channel: SiloChannel) -> Welcome:
+        """Register a silo and tell every other silo about the new roster."""
+        with self._roster_lock:
+            self.registry.add(hello, channel)
+            welcome = self.registry.welcome()
+            _, silos = self.registry.snapshot()
+            for silo in silos:
+                if silo.silo_id != hello.silo_id:
+                    silo.channel.send(welcome)
+        log.info("silo %s connected (roster version %d)", hello.silo_id, welcome.roster_version)
+        return welcome
+
+    def on_disconnect(self, silo_id: str) -> None:
+        """Forget a silo; queries waiting on it see it as dropped."""
+        with self._roster_lock:
+            self.registry.remove(silo_id)
+            welcome = self.registry.welcome()
+            _, silos = self.registry.snapshot()
+            for silo in silos:
+                silo.channel.send(welcome)
+        with self._runs_lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.disconnected(silo_id)
+        log.info("silo %s disconnected", silo_id)
+
+    def on_message(self, silo_id: str, msg: SiloToHub) -> None:
+        """Route a silo's message to the query it belongs to."""
+        self.registry.touch(silo_id)
+        if isinstance(msg, Heartbeat):
+            return
+        qid = getattr(msg, "qid", None)
+        if getattr(msg, "silo_id", silo_id) != silo_id:
+            log.warning("silo %s sent a message in another silo's name; dropped", silo_id)
+            return
+        with self._runs_lock:
+            run = self._runs.get(qid) if isinstance(qid, bytes) else None
+        if run is None:
+            return
+        if isinstance(msg, Accepted):
+            run.accepted(msg)
+        elif isinstance(msg, Refusal):
+            run.refused(msg)
+        elif isinstance(msg, MaskedUpload):
+            run.uploaded(msg)
+        elif isinstance(msg, UnmaskResponse):
+            run.answered(msg)
+
+    def status(self) -> StatusReply:
+        """Connected silos with version and last-seen time."""
+        _, silos = self.registry.snapshot()
+        return StatusReply(
+            fed_id=self.contract.federation_id,
+            silos=tuple(
+                ConnectedSiloInfo(
+                    silo_id=s.silo_id,
+                    name=s.hello.name,
+                    version=s.hello.version,
+                    connected_since_ms=s.connected_since_ms,
+                    last_seen_ms=s.last_seen_ms,
+                )
+                for s in silos
+            ),
+        )
+
+    # -- queries -------------------------------------------------------------------------
+
+    def prepare(self, req: ExecuteRequest) -> Prepared:
+        """Plan a query against the connected silos without sending anything.
+
+        Raises:
+            QueryRejected: The SQL is not allowed, or epsilon is above a clinic's cap.
+            QuorumNotMet: Too few silos are connected.
+        """
+        with self._roster_lock:
+            version, silos = self.registry.snapshot()
+            welcome = self.registry.welcome()
+        n = len(silos)
+        needed = self.contract.secagg.n_min
+        if n < needed:
+            raise QuorumNotMet(
+                f"{n} silo(s) connected; this federation needs at least {needed} to release anything"
+            )
+        visible: dict[str, tuple[str, ...]] = {}
+        first = dict(silos[0].hello.shared)
+        for table, cols in first.items():
+            common = set(cols)
+            for s in silos[1:]:
+                common &= set(dict(s.hello.shared).get(table, ()))
+            if common:
+                visible[table] = tuple(sorted(common))
+        params = decode_params(req.params_json)
+        plan = plan_query(req.sql, params, self.contract, visible)
+        epsilon = self._epsilon(req.epsilon, silos)
+        noise: NoisePlan | None = None
+        if self.noise:
+            noise = plan_noise(
+                float(epsilon), self.contract.delta, _measure_specs(plan),
+                self.contract.secagg.m_min(n),
+            )
+        encoding = self._encoding(plan, noise, n)
+        check_plan(encoding, n)
+        roster = Roster(
+            fed_id=welcome.fed_id,
+            version=welcome.roster_version,
+            entries=tuple(
+                RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
+                for e in welcome.roster
+            ),
+        )
+        return Prepared(plan, epsilon, noise, encoding, tuple(silos), version, roster)
+
+    def _epsilon(self, asked: str, silos: list[ConnectedSilo]) -> str:
+        caps = {s.silo_id: float(s.hello.max_epsilon_per_query) for s in silos}
+        lowest = min(caps.values())
+        if asked:
+            micro = epsilon_to_micro(asked)
+            for silo_id, cap in sorted(caps.items()):
+                if micro > epsilon_to_micro(repr(cap)):
+                    raise QueryRejected(
+                        f"epsilon {micro_to_epsilon(micro)} is above clinic {silo_id}'s per-query "
+                        f"cap of {cap:g}; ask for at most {lowest:g}"
+                    )
+            return micro_to_epsilon(micro)
+        return micro_to_epsilon(
+            min(epsilon_to_micro(repr(self.contract.default_epsilon)),
+                epsilon_to_micro(repr(lowest)))
+        )
+
+    def _encoding(
+        self, plan: FederatedPlan, noise: NoisePlan | None, n: int
+    ) -> tuple[CoordinateSpec, ...]:
+        rows = self.contract.secagg.max_rows_per_silo
+        specs = []
+        for j, m in enumerate(plan.measures):
+            if noise is None:
+                frac, sigma_total = (0 if m.integral else 16), 0.0
+            else:
+                mn = noise.measures[j]
+                frac, sigma_total = mn.frac_bits, math.sqrt(n) * mn.sigma_local_encoded
+            specs.append(CoordinateSpec(bound=m.clip * rows, frac_bits=frac, sigma_total=sigma_total))
+        return tuple(specs)
+
+    def explain(self, prepared: Prepared) -> list[str]:
+        """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
+        plan, noise = prepared.plan, prepared.noise
+        n = len(prepared.silos)
+        lines = list(plan.explanation)
+        lines.append(f"partial SQL (run by every silo):\n{plan.partial_sql}")
+        lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
+        lines.append(
+            f"key space: {plan.cells} cell(s) x {len(plan.measures)} measure(s) = "
+            f"vector of {plan.dimension}"
+        )
+        lines.append(
+            f"cohort: {n} silo(s); secure aggregation threshold t={self.contract.secagg.threshold_for(n)}, "
+            f"noise sized for m_min={self.contract.secagg.m_min(n)} honest silos"
+        )
+        if noise is None:
+            lines.append("noise: OFF (test mode)")
+        else:
+            lines.append(
+                f"privacy cost: epsilon={prepared.epsilon} at delta={self.contract.delta:g} "
+                f"(rho={noise.rho:.6g} zCDP), split equally across measures"
+            )
+            for m, mn in zip(plan.measures, noise.measures, strict=True):
+                sigma = sigma_released(mn.sigma_local_encoded, mn.frac_bits, noise.m_min)
+                lines.append(
+                    f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g}, "
+                    f"noise sd >= {sigma:.4g} (value units), 95% margin ±{1.96 * sigma:.4g}"
+                )
+        return lines
+
+    def execute(self, req: ExecuteRequest) -> ExecuteReply:
+        """Run (or explain) one analyst query end to end."""
+        prepared = self.prepare(req)
+        if req.explain_only:
+            return ExecuteReply(
+                result_ipc=b"", stats_ipc=b"", report_json="",
+                explain=tuple(self.explain(prepared)), epsilon_spent="0", silos=(),
+            )
+        return self._run(req, prepared)
+
+    def _descriptor(self, req: ExecuteRequest, prepared: Prepared) -> Descriptor:
+        plan, noise = prepared.plan, prepared.noise
+        n = len(prepared.silos)
+        return Descriptor(
+            version=PROTOCOL_VERSION,
+            fed_id=self.contract.federation_id,
+            roster_version=prepared.roster_version,
+            epoch=self.registry.epoch,
+            qid=secrets.token_bytes(16),
+            cohort=tuple(s.silo_id for s in prepared.silos),
+            threshold=self.contract.secagg.threshold_for(n),
+            n_min=self.contract.secagg.n_min,
+            dimension=plan.dimension,
+            encoding=prepared.encoding,
+            cells=plan.cells,
+            sigma_loc=tuple(
+                0.0 if noise is None else mn.sigma_local_encoded
+                for mn in (noise.measures if noise else [None] * len(plan.measures))  # type: ignore[union-attr]
+            ),
+            rho_charge="0" if noise is None else repr(noise.rho),
+            epsilon_charge=prepared.epsilon,
+            analyst=req.analyst,
+            plan_hash=plan.plan_hash,
+            sql=req.sql,
+            params_json=req.params_json,
+            deadline_ms=now_ms() + int(2 * self.round_timeout_s * 1000),
+        )
+
+    def _run(self, req: ExecuteRequest, prepared: Prepared) -> ExecuteReply:
+        started = time.monotonic()
+        desc = self._descriptor(req, prepared)
+        run = QueryRun(desc.qid, desc.cohort)
+        with self._runs_lock:
+            self._runs[desc.qid] = run
+        channels = {s.silo_id: s.channel for s in prepared.silos}
+        try:
+            request = request_from_descriptor(desc)
+            for channel in channels.values():
+                channel.send(request)
+            run.wait_round1(time.monotonic() + self.round_timeout_s)
+            session = CoordinatorSession(desc, prepared.roster, c_max=self.contract.secagg.c_max)
+            for silo_id, upload in sorted(run.uploads.items()):
+                try:
+                    session.add_upload(upload_from_message(upload))
+                except ProtocolError as exc:
+                    log.warning("dropping an invalid upload from %s: %s", silo_id, exc)
+            try:
+                unmask = session.close_round1()
+            except QuorumNotMet:
+                self._abort(desc.qid, channels, "too few uploads")
+                run.mark_timeouts()
+                raise self._quorum_error(run) from None
+            for silo_id, r2 in unmask.items():
+                channels[silo_id].send(message_from_unmask_request(r2))
+            survivors = tuple(sorted(unmask))
+            run.wait_round2(survivors, time.monotonic() + self.round_timeout_s)
+            for silo_id, resp in sorted(run.responses.items()):
+                try:
+                    session.add_response(response_from_message(resp))
+                except ProtocolError as exc:
+                    log.warning("ignoring an invalid unmask response from %s: %s", silo_id, exc)
+            try:
+                total = session.finish()
+            except Error:
+                self._abort(desc.qid, channels, "unmasking failed")
+                run.mark_timeouts()
+                raise
+            values = decode(total, desc.encoding, desc.cells, len(desc.cohort))
+        finally:
+            with self._runs_lock:
+                self._runs.pop(desc.qid, None)
+        return self._reply(req, prepared, run, survivors, values, started)
+
+    def _abort(self, qid: bytes, channels: dict[str, SiloChannel], reason: str) -> None:
+        for channel in channels.values():
+            channel.send(Abort(qid=qid, reason=reason, signature=b""))
+
+    def _quorum_error(self, run: QueryRun) -> Error:
+        refusals = {s: o for s, o in run.outcomes.items() if o.status == "refused"}
+        detail = "; ".join(f"{s}: {o.reason}" for s, o in sorted(refusals.items()))
+        if refusals and all("budget" in o.reason.lower() for o in refusals.values()):
+            return BudgetExhausted(f"not enough silos have budget left for this query ({detail})")
+        statuses = ", ".join(f"{s} {o.status}" for s, o in sorted(run.outcomes.items()))
+        needed = self.contract.secagg.survivors_needed(len(run.cohort))
+        msg = f"only {len(run.uploads)} silo(s) contributed; at least {needed} are needed ({statuses})"
+        if detail:
+            msg += f"; refusals: {detail}"
+        return QuorumNotMet(msg)
+
+    def _reply(
+        self,
+        req: ExecuteRequest,
+        prepared: Prepared,
+        run: QueryRun,
+        survivors: tuple[str, ...],
+        values: np.ndarray,
+        started: float,
+    ) -> ExecuteReply:
+        plan, noise = prepared.plan, prepared.noise
+        k = len(survivors)
+        sigmas = [
+            0.0 if noise is None else sigma_released(mn.sigma_local_encoded, mn.frac_bits, k)
+            for mn in (noise.measures if noise is not None else plan.measures)  # type: ignore[attr-defined]
+        ]
+        by_id = {s.silo_id: s for s in prepared.silos}
+        min_group = max(by_id[s].hello.min_group_size for s in survivors)
+        fin = finalize(plan, values, sigmas, min_group)
+        statuses = []
+        for silo_id in run.cohort:
+            out = run.outcomes[silo_id]
+            status = "answered" if silo_id in survivors else out.status
+            statuses.append(
+                SiloStatus(
+                    silo_id=silo_id,
+                    status=status,
+                    reason=out.reason if status != "answered" else "",
+                    budget_remaining=out.budget_remaining,
+                )
+            )
+        report = {
+            "epsilon": prepared.epsilon,
+            "delta": self.contract.delta,
+            "rho": None if noise is None else noise.rho,
+            "noise": noise is not None,
+            "min_group_size": min_group,
+            "suppressed_cells": fin.suppressed_cells,
+            "cells": plan.cells,
+            "measures": [
+                {"name": m.name, "expression": m.expression, "sigma": s, "hidden": m.hidden}
+                for m, s in zip(plan.measures, sigmas, strict=True)
+            ],
+            "elapsed_s": round(time.monotonic() - started, 6),
+        }
+        log.info(
+            "query done: analyst=%s plan=%s epsilon=%s survivors=%d cells=%d",
+            req.analyst, plan.plan_hash[:12], prepared.epsilon, k, plan.cells,
+        )
+        return ExecuteReply(
+            result_ipc=_ipc(fin.result),
+            stats_ipc=_ipc(fin.stats),
+            report_json=json.dumps(report, sort_keys=True),
+            explain=(),
+            epsilon_spent=prepared.epsilon,
+            silos=tuple(statuses),
+        )

@@ -1,0 +1,181 @@
+"""Turn noisy per-cell totals into the analyst's answer: suppression, finalize SQL in DuckDB, intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fedsql.privacy.accuracy import Z95
+from fedsql.sql.plan import CELL_COLUMN, PARTIALS_TABLE, FederatedPlan
+
+#: Suffixes of the per-column statistics that travel beside the result.
+SIGMA, LOWER, UPPER = "__sigma", "__lo", "__hi"
+SUPPRESSED = "__suppressed"
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "VARCHAR": pa.string(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "BOOLEAN": pa.bool_(),
+}
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """The answer and, row for row, its noise statistics."""
+
+    result: pa.Table
+    stats: pa.Table
+    suppressed_cells: int
+
+
+def partials_table(
+    plan: FederatedPlan, values: np.ndarray, suppressed: np.ndarray
+) -> pa.Table:
+    """Build ``partials(__cell, keys..., measures...)``; suppressed cells carry NULL measures.
+
+    Args:
+        plan: The query plan.
+        values: Decoded noisy totals, cell-major, ``plan.dimension`` long.
+        suppressed: Boolean per cell.
+    """
+    cells, n_measures = plan.cells, len(plan.measures)
+    matrix = values.reshape(cells, n_measures)
+    columns: dict[str, pa.Array] = {CELL_COLUMN: pa.array(np.arange(cells, dtype=np.int64))}
+    stride = cells
+    for key in plan.keys:
+        size = len(key.values)
+        stride //= size
+        idx = (np.arange(cells) // stride) % size
+        domain = pa.array(list(key.values), type=_ARROW_TYPES.get(key.sql_type))
+        columns[key.name] = domain.take(pa.array(idx))
+    mask = np.asarray(suppressed, dtype=bool)
+    for j, m in enumerate(plan.measures):
+        columns[m.name] = pa.array(matrix[:, j].astype(np.float64), mask=mask)
+    return pa.table(columns)
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64 with NaN for NULL."""
+    as_float = pc.cast(column, pa.float64())
+    return np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _run(conn: duckdb.DuckDBPyConnection, sql: str, table: pa.Table) -> pa.Table:
+    conn.register(PARTIALS_TABLE, table)
+    try:
+        out: pa.Table = conn.sql(sql).to_arrow_table()
+    finally:
+        conn.unregister(PARTIALS_TABLE)
+    return out
+
+
+def _output_sigmas(
+    conn: duckdb.DuckDBPyConnection,
+    plan: FederatedPlan,
+    base: pa.Table,
+    sigmas: Sequence[float],
+) -> dict[str, np.ndarray]:
+    """Delta-method standard deviation of every output column, per cell.
+
+    The projection is evaluated at the noisy values and at central differences along each
+    measure; the gradient times each measure's noise gives the output's noise (first order).
+    """
+    names = [o.name for o in plan.outputs]
+    cells = plan.cells
+    var = {o.name: np.zeros(cells) for o in plan.outputs}
+    for j, m in enumerate(plan.measures):
+        sigma = sigmas[j]
+        if sigma <= 0:
+            continue
+        h = sigma  # a step of one sigma: exact for linear outputs, robust to rounding
+        column = base.column(m.name)
+        shifted = []
+        for sign in (1.0, -1.0):
+            moved = pc.add(column, pa.scalar(sign * h))
+            table = base.set_column(base.schema.get_field_index(m.name), m.name, moved)
+            shifted.append(_run(conn, plan.projection_sql, table))
+        up, down = shifted
+        up_cell = up.column(CELL_COLUMN).to_numpy()
+        down_order = np.argsort(down.column(CELL_COLUMN).to_numpy())
+        up_order = np.argsort(up_cell)
+        cell_ids = up_cell[up_order]
+        for out in plan.outputs:
+            if out.kind == "key" or m.name not in out.measures:
+                continue
+            hi = _floats(up.column(out.name))[up_order]
+            lo = _floats(down.column(out.name))[down_order]
+            grad = (hi - lo) / (2 * h)
+            grad = np.where(np.isfinite(grad), grad, np.nan)
+            var[out.name][cell_ids] += (grad * sigma) ** 2
+    del names
+    return {k: np.sqrt(v) for k, v in var.items()}
+
+
+def finalize(
+    plan: FederatedPlan,
+    values: np.ndarray,
+    sigmas: Sequence[float],
+    min_group_size: int,
+) -> Finalized:
+    """Run the plan's finalize SQL over noisy totals and attach a 95% interval to every value.
+
+    Cells whose noisy count is below ``min_group_size`` are released as NULL and flagged;
+    this is post-processing of a noisy value and costs no privacy.
+
+    Args:
+        plan: The query plan.
+        values: Decoded noisy totals (``plan.dimension`` floats, cell-major).
+        sigmas: Noise standard deviation of each measure's totals, value units.
+        min_group_size: The largest minimum group size of the participating clinics.
+
+    Returns:
+        The result table and its statistics.
+    """
+    n_measures = len(plan.measures)
+    count_j = [m.name for m in plan.measures].index(plan.count_measure)
+    counts = values.reshape(plan.cells, n_measures)[:, count_j]
+    suppressed = counts < min_group_size
+    base = partials_table(plan, values, suppressed)
+    conn = duckdb.connect(config={"enable_external_access": False})
+    try:
+        result = _run(conn, plan.finalize_sql, base)
+        sigma_by_output = _output_sigmas(conn, plan, base, sigmas)
+    finally:
+        conn.close()
+    cells = result.column(CELL_COLUMN).to_numpy()
+    stats: dict[str, pa.Array] = {CELL_COLUMN: pa.array(cells)}
+    for out in plan.outputs:
+        if out.kind == "key":
+            continue
+        sigma = sigma_by_output[out.name][cells]
+        value = _floats(result.column(out.name))
+        null = ~np.isfinite(value)
+        stats[out.name + SIGMA] = pa.array(sigma, mask=null)
+        stats[out.name + LOWER] = pa.array(value - Z95 * sigma, mask=null)
+        stats[out.name + UPPER] = pa.array(value + Z95 * sigma, mask=null)
+    stats[SUPPRESSED] = pa.array(suppressed[cells])
+    keep = [c for c in result.column_names if c != CELL_COLUMN]
+    return Finalized(
+        result=result.select(keep),
+        stats=pa.table(stats),
+        suppressed_cells=int(suppressed.sum()),
+    )
+
+
+def sigma_released(sigma_local_encoded: float, frac_bits: int, survivors: int) -> float:
+    """Standard deviation, in value units, of noise summed over ``survivors`` silos' shares.
+
+    >>> round(sigma_released(4.0, 0, 4), 6)
+    8.0
+    """
+    return math.sqrt(survivors) * sigma_local_encoded / (2**frac_bits)

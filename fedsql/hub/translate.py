@@ -1,0 +1,81 @@
+"""Translate between transport messages and the secure-aggregation protocol's own values (hub side)."""
+
+from __future__ import annotations
+
+from fedsql.secagg.protocol import Descriptor
+from fedsql.secagg.protocol import MaskedUpload as SecAggUpload
+from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
+from fedsql.secagg.protocol import UnmaskResponse as SecAggResponse
+from fedsql.transport.messages import (
+    EncodingEntry,
+    MaskedUpload,
+    QueryRequest,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+
+
+def request_from_descriptor(desc: Descriptor) -> QueryRequest:
+    """The M0 transport message carrying descriptor Q."""
+    return QueryRequest(
+        version=desc.version,
+        fed_id=desc.fed_id,
+        roster_version=desc.roster_version,
+        epoch=desc.epoch,
+        qid=desc.qid,
+        cohort=tuple(desc.cohort),
+        threshold=desc.threshold,
+        n_min=desc.n_min,
+        dimension=desc.dimension,
+        cells=desc.cells,
+        encoding=tuple(
+            EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            for e in desc.encoding
+        ),
+        sigma_loc=tuple(desc.sigma_loc),
+        rho_charge=desc.rho_charge,
+        epsilon_charge=desc.epsilon_charge,
+        analyst=desc.analyst,
+        plan_hash=desc.plan_hash,
+        sql=desc.sql,
+        params_json=desc.params_json,
+        deadline_ms=desc.deadline_ms,
+        signature=b"",
+    )
+
+
+def upload_from_message(msg: MaskedUpload) -> SecAggUpload:
+    """The protocol's view of an M1 message."""
+    return SecAggUpload(
+        qid=msg.qid,
+        silo_id=msg.silo_id,
+        hq=msg.hq,
+        y=msg.y,
+        commit=msg.commit,
+        shares=tuple(msg.shares),
+        signature=msg.signature,
+    )
+
+
+def message_from_unmask_request(req: SecAggUnmaskRequest) -> UnmaskRequest:
+    """The M2 transport message for one survivor."""
+    return UnmaskRequest(
+        qid=req.qid,
+        hq=req.hq,
+        survivors=tuple(req.survivors),
+        dropped=tuple(req.dropped),
+        forwarded=tuple(req.forwarded),
+        signature=req.signature,
+    )
+
+
+def response_from_message(msg: UnmaskResponse) -> SecAggResponse:
+    """The protocol's view of an M3 message."""
+    return SecAggResponse(
+        qid=msg.qid,
+        silo_id=msg.silo_id,
+        request_digest=msg.request_digest,
+        seed_shares=tuple(msg.seed_shares),
+        mask_keys=tuple(msg.mask_keys),
+        signature=msg.signature,
+    )

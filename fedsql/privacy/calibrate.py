@@ -1,0 +1,260 @@
+"""Noise calibration: from a query's (epsilon, delta) and its measures to each silo's noise share.
+
+One query has one epsilon, converted once to rho (``fedsql.privacy.accounting``). The rho is
+split equally across the query's measures; for each measure j the released total must carry
+discrete Gaussian noise of standard deviation ``sigma_j = Delta_j / sqrt(2 rho_j)`` in encoded
+integer units, where ``Delta_j`` is the measure's L2 sensitivity after fixed-point encoding.
+Costs add up (zCDP composition): ``sum_j Delta_j² / (2 sigma_j²) = rho``.
+
+The noise is distributed: each silo adds ``N_Z(0, sigma_local²)`` with
+``sigma_local = sigma_j / sqrt(m_min)``, where ``m_min`` is the minimum number of honest silos
+whose shares are guaranteed to be in a released total (SECAGG.md section 2). The sum of
+independent discrete Gaussians is not exactly a discrete Gaussian; Kairouz, Liu and Steinke
+(ICML 2021) bound the difference, which is negligible once ``sigma_local >= 2`` encoded units,
+so that is enforced.
+
+Fixed point: integral measures are sent as integers (2^0) unless their share would fall below 2
+units; other measures use the fewest fraction bits that give a share of at least 64 units, so
+rounding is negligible next to the noise. Rounding can move each cell one unit, so encoded
+sensitivity adds ``sqrt(min(row_cap, cells))`` (the number of cells one unit can touch) unless
+the measure is integral and sent unscaled.
+
+An equal split is simple and safe; splitting rho to minimise the error of what the analyst asked
+for (for example the variance of AVG = SUM / COUNT) is future work.
+
+Everything here is pure, deterministic float arithmetic: hub and silos compute the same plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fedsql.errors import DataError, QueryRejected
+from fedsql.privacy.accounting import rho_for_epsilon
+
+__all__ = [
+    "MAX_FRAC_BITS",
+    "MIN_SIGMA_LOCAL",
+    "TARGET_SIGMA_FRACTIONAL",
+    "MeasureNoise",
+    "MeasureSpec",
+    "NoisePlan",
+    "plan_noise",
+]
+
+#: Smallest noise share, in encoded units, for which the distributed discrete Gaussian is safe.
+MIN_SIGMA_LOCAL = 2.0
+#: Noise share, in encoded units, that fractional measures aim for so rounding is negligible.
+TARGET_SIGMA_FRACTIONAL = 64.0
+#: Most fraction bits a measure is given.
+MAX_FRAC_BITS = 24
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """What calibration needs to know about one measure of a query.
+
+    Attributes:
+        name: The measure's name, unique within the query.
+        sensitivity: L2 sensitivity in value units of the measure's whole cell vector, for one
+            privacy unit (k for COUNT, k·B for SUM, ...).
+        clip: The largest magnitude one row adds (1 for counts, B for sums).
+        integral: True when every per-row value is an integer, so unscaled sums are exact.
+        cells: Number of cells of the vector (the size of the public key space).
+        row_cap: Most rows one unit may contribute (k).
+    """
+
+    name: str
+    sensitivity: float
+    clip: float
+    integral: bool
+    cells: int
+    row_cap: int
+
+
+@dataclass(frozen=True)
+class MeasureNoise:
+    """The calibrated noise of one measure.
+
+    Attributes:
+        name: The measure's name.
+        rho: The share of the query's rho spent on this measure.
+        frac_bits: Fixed-point fraction bits f: values are sent as round(x·2^f).
+        sensitivity_encoded: L2 sensitivity in encoded units, rounding included.
+        sigma_total: Standard deviation, in value units, of the released total when exactly
+            ``m_min`` shares are in it: ``sigma_local_encoded·sqrt(m_min)/2^f``.
+        sigma_local_encoded: Each silo's discrete Gaussian scale, in encoded units (>= 2).
+    """
+
+    name: str
+    rho: float
+    frac_bits: int
+    sensitivity_encoded: float
+    sigma_total: float
+    sigma_local_encoded: float
+
+
+@dataclass(frozen=True)
+class NoisePlan:
+    """The noise of one query: its privacy cost and every measure's calibration.
+
+    Attributes:
+        epsilon: The query's epsilon.
+        delta: The federation's delta.
+        rho: The zCDP cost of the query, the sum of the measures' rho.
+        m_min: Minimum number of noise shares guaranteed in a released total.
+        measures: One entry per measure, in the order given to ``plan_noise``.
+    """
+
+    epsilon: float
+    delta: float
+    rho: float
+    m_min: int
+    measures: tuple[MeasureNoise, ...]
+
+    def measure(self, name: str) -> MeasureNoise:
+        """The calibration of the measure called ``name``.
+
+        Args:
+            name: A measure name of this plan.
+
+        Returns:
+            Its ``MeasureNoise``.
+
+        Raises:
+            DataError: The plan has no such measure.
+        """
+        for m in self.measures:
+            if m.name == name:
+                return m
+        raise DataError(f"the noise plan has no measure named {name!r}")
+
+    def sigma_released(self, name: str, survivors: int) -> float:
+        """Standard deviation, in value units, of the noise in a total over ``survivors`` silos.
+
+        Every surviving silo added one share, so the total's noise has variance
+        ``survivors·sigma_local_encoded²`` in encoded units.
+
+        Args:
+            name: A measure name of this plan.
+            survivors: Number of silos whose shares are in the total, at least 1.
+
+        Returns:
+            ``sqrt(survivors)·sigma_local_encoded/2^f``.
+
+        Raises:
+            DataError: Unknown measure, or ``survivors`` is not a positive integer.
+        """
+        if isinstance(survivors, bool) or not isinstance(survivors, int) or survivors < 1:
+            raise DataError("the number of survivors must be a positive integer")
+        m = self.measure(name)
+        return math.ldexp(math.sqrt(survivors) * m.sigma_local_encoded, -m.frac_bits)
+
+
+def _encoded_sensitivity(spec: MeasureSpec, frac_bits: int) -> float:
+    """L2 sensitivity after encoding with ``frac_bits``, including rounding of touched cells."""
+    scaled = math.ldexp(spec.sensitivity, frac_bits)
+    if spec.integral and frac_bits == 0:
+        return scaled
+    return scaled + math.sqrt(min(spec.row_cap, spec.cells))
+
+
+def _check_spec(spec: MeasureSpec) -> None:
+    """Refuse a measure whose declared bounds cannot be calibrated."""
+    label = f"measure {spec.name!r}"
+    for field, value in (("sensitivity", spec.sensitivity), ("clip", spec.clip)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise QueryRejected(f"{label}: {field} must be a number")
+        if not math.isfinite(value):
+            raise QueryRejected(f"{label}: {field} is not finite; declare finite bounds")
+    if spec.sensitivity <= 0.0:
+        raise QueryRejected(
+            f"{label}: sensitivity must be positive; widen the column's bounds or drop it"
+        )
+    if spec.clip < 0.0:
+        raise QueryRejected(f"{label}: clip must not be negative")
+    if spec.sensitivity < spec.clip:
+        raise QueryRejected(
+            f"{label}: sensitivity is below what a single row adds (clip); it cannot be right"
+        )
+    for field, count in (("cells", spec.cells), ("row_cap", spec.row_cap)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise QueryRejected(f"{label}: {field} must be a positive integer")
+
+
+def _calibrate(spec: MeasureSpec, rho_j: float, m_min: int, epsilon: float) -> MeasureNoise:
+    """Choose fraction bits and noise for one measure given its share of rho."""
+    root_m = math.sqrt(m_min)
+    denom = math.sqrt(2.0 * rho_j)
+    target = MIN_SIGMA_LOCAL if spec.integral else TARGET_SIGMA_FRACTIONAL
+    chosen: tuple[int, float, float] | None = None
+    for frac_bits in range(MAX_FRAC_BITS + 1):
+        sens = _encoded_sensitivity(spec, frac_bits)
+        sigma_total_enc = sens / denom
+        sigma_local = sigma_total_enc / root_m
+        chosen = (frac_bits, sens, sigma_local)
+        if sigma_local >= target:
+            break
+    assert chosen is not None
+    frac_bits, sens, sigma_local = chosen
+    if sigma_local < MIN_SIGMA_LOCAL:
+        raise QueryRejected(
+            f"epsilon {epsilon:g} is too large to add safe noise to measure {spec.name!r}; "
+            "lower epsilon"
+        )
+    return MeasureNoise(
+        name=spec.name,
+        rho=rho_j,
+        frac_bits=frac_bits,
+        sensitivity_encoded=sens,
+        sigma_total=math.ldexp(sigma_local * root_m, -frac_bits),
+        sigma_local_encoded=sigma_local,
+    )
+
+
+def plan_noise(
+    epsilon: float, delta: float, measures: Sequence[MeasureSpec], m_min: int
+) -> NoisePlan:
+    """Calibrate every measure of a query to spend exactly its epsilon at ``delta``.
+
+    Args:
+        epsilon: The query's epsilon, positive.
+        delta: The federation's delta, in (0, 1).
+        measures: The query's measures (at least one, unique names).
+        m_min: Minimum number of honest silos whose noise shares are in any released total.
+
+    Returns:
+        The ``NoisePlan``: rho = ``rho_for_epsilon(epsilon, delta)``, split equally.
+
+    Raises:
+        QueryRejected: ``epsilon`` is not positive, there are no measures, two measures share a
+            name, a measure's bounds cannot be calibrated, or epsilon is too large for safe
+            noise.
+        DataError: ``delta`` is not in (0, 1) or ``m_min`` is not a positive integer.
+
+    >>> spec = MeasureSpec("n", sensitivity=1.0, clip=1.0, integral=True, cells=3, row_cap=1)
+    >>> plan = plan_noise(1.0, 1e-6, [spec], m_min=1)
+    >>> plan.measures[0].frac_bits, round(plan.measures[0].sigma_local_encoded, 4)
+    (0, 4.5309)
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
+        raise QueryRejected("epsilon must be a number")
+    eps = float(epsilon)
+    if not (eps > 0.0) or not math.isfinite(eps):
+        raise QueryRejected("epsilon must be positive and finite")
+    if isinstance(m_min, bool) or not isinstance(m_min, int) or m_min < 1:
+        raise DataError("m_min must be a positive integer")
+    specs = tuple(measures)
+    if not specs:
+        raise QueryRejected("the query has no measures to release")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise QueryRejected("two measures of the query share a name")
+    for spec in specs:
+        _check_spec(spec)
+    rho = rho_for_epsilon(eps, delta)
+    rho_j = rho / len(specs)
+    noises = tuple(_calibrate(spec, rho_j, m_min, eps) for spec in specs)
+    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=noises)

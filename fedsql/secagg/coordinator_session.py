@@ -1,0 +1,303 @@
+"""The coordinator half of FSA-1: collect uploads, issue unmask requests, recover the total.
+
+Pure state machine, no I/O: the hub feeds it messages and sends what it returns. It never
+learns more than the protocol reveals by design: the masked sum over the survivors.
+Uploads are summed as they arrive, so memory stays O(d) whatever the cohort size.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fedsql.errors import ProtocolError, QuorumNotMet
+from fedsql.secagg import aead, masks, prg, shamir
+from fedsql.secagg.messages import (
+    Descriptor,
+    MaskedUpload,
+    Roster,
+    UnmaskRequest,
+    UnmaskResponse,
+    vector_from_bytes,
+)
+from fedsql.secagg.silo_session import check_descriptor
+
+__all__ = ["MAX_SHARE_SUBSETS", "CoordinatorSession", "CoordinatorState"]
+
+#: How many t-subsets of a seed's shares are tried before declaring the shares faulty.
+MAX_SHARE_SUBSETS = 64
+
+
+class CoordinatorState(enum.Enum):
+    """Where one query stands at the coordinator."""
+
+    COLLECTING = "collecting"
+    """Round 1: masked uploads are being collected."""
+    UNMASKING = "unmasking"
+    """Round 2: unmask requests were issued; responses are being collected."""
+    FINISHED = "finished"
+    """The total over the survivors was recovered."""
+    ABORTED = "aborted"
+    """The query was aborted; nothing more is accepted."""
+
+
+@dataclass(frozen=True)
+class _Upload:
+    commit: bytes
+    ciphertexts: dict[str, bytes]
+
+
+class CoordinatorSession:
+    """The coordinator's FSA-1 state for one query.
+
+    Not thread-safe: drive one session from one thread (the hub's per-query runner).
+
+    Args:
+        desc: The query descriptor sent to the cohort.
+        roster: The roster the descriptor refers to.
+        c_max: The largest number of silos assumed to collude with the coordinator.
+
+    Raises:
+        ProtocolError: If the descriptor is inconsistent with the roster or its threshold and
+            n_min break the FSA-1 constraints.
+        QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
+    """
+
+    def __init__(self, desc: Descriptor, roster: Roster, c_max: int) -> None:
+        if c_max < 0:
+            raise ProtocolError("c_max cannot be negative")
+        check_descriptor(desc, roster, c_max)
+        self.desc = desc
+        self.roster = roster
+        self.c_max = c_max
+        self.hq = desc.digest()
+        self._state = CoordinatorState.COLLECTING
+        self._total = np.zeros(desc.dimension, dtype=np.uint64)
+        self._uploads: dict[str, _Upload] = {}
+        self._survivors: tuple[str, ...] = ()
+        self._dropped: tuple[str, ...] = ()
+        self._request_digest = b""
+        self._responses: dict[str, UnmaskResponse] = {}
+        self._result: NDArray[np.uint64] | None = None
+
+    # -- introspection ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> CoordinatorState:
+        """The current state."""
+        return self._state
+
+    @property
+    def uploaded(self) -> tuple[str, ...]:
+        """Sorted ids of the silos whose upload was accepted."""
+        return tuple(sorted(self._uploads))
+
+    @property
+    def survivors(self) -> tuple[str, ...]:
+        """S, fixed when round 1 closes (empty before)."""
+        return self._survivors
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """D = U - S, fixed when round 1 closes (empty before)."""
+        return self._dropped
+
+    @property
+    def responders(self) -> tuple[str, ...]:
+        """Sorted ids of the survivors whose unmask response was accepted."""
+        return tuple(sorted(self._responses))
+
+    def _require_state(self, expected: CoordinatorState, action: str) -> None:
+        if self._state is not expected:
+            raise ProtocolError(f"cannot {action}: the query is {self._state.value}")
+
+    # -- round 1 ----------------------------------------------------------------------------
+
+    def add_upload(self, upload: MaskedUpload) -> None:
+        """Accept one masked upload (M1) and add its vector to the running sum.
+
+        Args:
+            upload: The message.
+
+        Raises:
+            ProtocolError: If round 1 is over, or the upload is for another query or
+                descriptor, comes from outside the cohort, is a duplicate, or has a vector or
+                share list of the wrong shape. A refused upload changes nothing.
+        """
+        self._require_state(CoordinatorState.COLLECTING, "accept an upload")
+        desc, sender = self.desc, upload.silo_id
+        if upload.qid != desc.qid:
+            raise ProtocolError(f"the upload from {sender} is for another query id")
+        if upload.hq != self.hq:
+            raise ProtocolError(f"the upload from {sender} is for a different descriptor")
+        if sender not in desc.cohort:
+            raise ProtocolError(f"silo {sender} is not in the query's cohort")
+        if sender in self._uploads:
+            raise ProtocolError(f"silo {sender} already uploaded for this query")
+        y = vector_from_bytes(upload.y, desc.dimension)
+        ciphertexts = dict(upload.shares)
+        expected = set(desc.cohort) - {sender}
+        if len(ciphertexts) != len(upload.shares) or set(ciphertexts) != expected:
+            raise ProtocolError(
+                f"the upload from {sender} must carry exactly one share per other cohort member"
+            )
+        if any(len(ct) != aead.CIPHERTEXT_BYTES for ct in ciphertexts.values()):
+            raise ProtocolError(f"the upload from {sender} carries a malformed share ciphertext")
+        np.add(self._total, y, out=self._total)
+        self._uploads[sender] = _Upload(upload.commit, ciphertexts)
+
+    def close_round1(self) -> dict[str, UnmaskRequest]:
+        """End round 1: fix S (the uploaders) and D, and build one unmask request per survivor.
+
+        Returns:
+            Map from survivor id to its unmask request (M2).
+
+        Raises:
+            QuorumNotMet: If fewer than max(t + 1, n_min) silos uploaded; the query is
+                aborted before any unmask request exists, so nothing secret is released.
+            ProtocolError: If round 1 was already closed.
+        """
+        self._require_state(CoordinatorState.COLLECTING, "close round 1")
+        desc = self.desc
+        needed = desc.survivors_needed
+        if len(self._uploads) < needed:
+            self.abort()
+            raise QuorumNotMet(
+                f"only {len(self._uploads)} of {len(desc.cohort)} silos uploaded; at least "
+                f"{needed} are needed for a safe release, so the query is aborted"
+            )
+        self._survivors = tuple(sorted(self._uploads))
+        self._dropped = tuple(sid for sid in desc.cohort if sid not in self._uploads)
+        requests: dict[str, UnmaskRequest] = {}
+        for v in self._survivors:
+            forwarded = tuple(
+                (u, self._uploads[u].ciphertexts[v]) for u in self._survivors if u != v
+            )
+            requests[v] = UnmaskRequest(
+                qid=desc.qid,
+                hq=self.hq,
+                survivors=self._survivors,
+                dropped=self._dropped,
+                forwarded=forwarded,
+            )
+        self._request_digest = next(iter(requests.values())).digest()
+        self._state = CoordinatorState.UNMASKING
+        return requests
+
+    # -- round 2 ----------------------------------------------------------------------------
+
+    def add_response(self, response: UnmaskResponse) -> None:
+        """Accept one unmask response (M3).
+
+        Args:
+            response: The message.
+
+        Raises:
+            ProtocolError: If round 2 is not open, or the response is for another query or
+                request, comes from a non-survivor, is a duplicate, holds shares of seeds that
+                are not other survivors', or does not hold exactly one mask key per dropped
+                silo. A refused response changes nothing.
+        """
+        self._require_state(CoordinatorState.UNMASKING, "accept an unmask response")
+        sender = response.silo_id
+        if response.qid != self.desc.qid:
+            raise ProtocolError(f"the response from {sender} is for another query id")
+        if sender not in self._survivors:
+            raise ProtocolError(f"silo {sender} is not a survivor of this query")
+        if sender in self._responses:
+            raise ProtocolError(f"silo {sender} already answered the unmask request")
+        if response.request_digest != self._request_digest:
+            raise ProtocolError(f"the response from {sender} answers a different unmask request")
+        owners = [owner for owner, _ in response.seed_shares]
+        allowed = set(self._survivors) - {sender}
+        if len(set(owners)) != len(owners) or not set(owners) <= allowed:
+            raise ProtocolError(
+                f"the response from {sender} holds seed shares that are not one per other survivor"
+            )
+        keyed = [peer for peer, _ in response.mask_keys]
+        if len(set(keyed)) != len(keyed) or set(keyed) != set(self._dropped):
+            raise ProtocolError(
+                f"the response from {sender} must hold exactly one mask key per dropped silo"
+            )
+        self._responses[sender] = response
+
+    def _seed_of(self, owner: str) -> bytes:
+        """Reconstruct survivor ``owner``'s self-mask seed and check it against its commitment."""
+        threshold = self.desc.threshold
+        held: dict[int, bytes] = {}
+        for holder, response in self._responses.items():
+            if holder == owner:
+                continue
+            for share_owner, share in response.seed_shares:
+                if share_owner == owner:
+                    held[self.roster.entry(holder).index] = share
+        if len(held) < threshold:
+            raise QuorumNotMet(
+                f"only {len(held)} shares of survivor {owner}'s seed arrived and {threshold} "
+                "are needed; the query is aborted"
+            )
+        commit = self._uploads[owner].commit
+        points = sorted(held)
+        for subset in itertools.islice(
+            itertools.combinations(points, threshold), MAX_SHARE_SUBSETS
+        ):
+            try:
+                seed = shamir.reconstruct({x: held[x] for x in subset})
+            except ProtocolError:
+                continue
+            if masks.seed_commitment(self.desc.qid, owner, seed) == commit:
+                return seed
+        raise ProtocolError(
+            f"the seed shares of survivor {owner} do not match its commitment; some holder "
+            "sent a faulty share and the query is aborted"
+        )
+
+    def finish(self) -> NDArray[np.uint64]:
+        """Remove every mask and return the total over the survivors, mod 2^64.
+
+        Returns:
+            ``sum over S of (X_u + E_u)`` as uint64; decode it with
+            :func:`fedsql.secagg.encoding.decode` and ``n = len(survivors)``.
+
+        Raises:
+            QuorumNotMet: If some silos dropped and a survivor did not answer round 2 (its
+                masks with the dropped silos cannot be removed), or fewer than t holders
+                returned shares of some survivor's seed. The query is aborted.
+            ProtocolError: If round 2 is not open, or a seed's shares do not match its
+                commitment. The query is aborted.
+        """
+        if self._state is CoordinatorState.FINISHED and self._result is not None:
+            return self._result.copy()
+        self._require_state(CoordinatorState.UNMASKING, "finish")
+        try:
+            missing = [v for v in self._survivors if v not in self._responses]
+            if self._dropped and missing:
+                raise QuorumNotMet(
+                    f"{len(missing)} survivor(s) ({', '.join(missing)}) did not answer the "
+                    "unmask request while silos dropped, so their masks cannot be removed; "
+                    "the query is aborted, retry it with a new query id"
+                )
+            seeds = {u: self._seed_of(u) for u in self._survivors}
+        except (QuorumNotMet, ProtocolError):
+            self.abort()
+            raise
+        total = self._total.copy()
+        for seed in seeds.values():
+            prg.add_stream(total, seed, -1)
+        # With D empty there is nothing left to remove and silent survivors are allowed;
+        # otherwise every survivor answered (checked above).
+        for v, response in self._responses.items():
+            masks.apply_pairwise_masks(total, v, response.mask_keys, negate=True)
+        self._result = total
+        self._state = CoordinatorState.FINISHED
+        return total.copy()
+
+    def abort(self) -> None:
+        """Abort the query; no further message is accepted."""
+        if self._state is not CoordinatorState.FINISHED:
+            self._state = CoordinatorState.ABORTED
+        self._total.fill(0)

@@ -1,0 +1,434 @@
+"""FSA-1 messages as frozen dataclasses: the query descriptor, the roster, and rounds 1 and 2.
+
+Each message validates its own shape on construction (field sizes, sorted cohort, layout) and
+raises :class:`fedsql.errors.ProtocolError` on nonsense, so a message that exists is well
+formed; the session objects check that it is also *acceptable*. ``canonical()`` is a
+deterministic, injective byte encoding of every field except ``signature``; it is what
+``digest()`` hashes and what a signature will cover once messages are signed (the
+``signature`` fields exist for that and are not checked yet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fedsql.errors import ProtocolError
+from fedsql.secagg.canonical import (
+    bytes_field,
+    float_field,
+    int_field,
+    seq_field,
+    str_field,
+)
+from fedsql.secagg.encoding import CoordinateSpec, dimension
+from fedsql.secagg.keys import DIGEST_BYTES, MASK_KEY_BYTES, PUBLIC_KEY_BYTES, QID_BYTES
+from fedsql.secagg.shamir import SHARE_BYTES
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Descriptor",
+    "MaskedUpload",
+    "Roster",
+    "RosterEntry",
+    "UnmaskRequest",
+    "UnmaskResponse",
+    "vector_from_bytes",
+    "vector_to_bytes",
+]
+
+#: The protocol version this implementation speaks (FSA-1).
+PROTOCOL_VERSION = 1
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ProtocolError(message)
+
+
+def _freeze(obj: Any, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _pairs(obj: Any, name: str, size: int | None, what: str) -> None:
+    """Coerce ``obj.name`` to a tuple of (str, bytes) pairs; check the byte length if given."""
+    raw = getattr(obj, name)
+    try:
+        pairs = tuple((peer, bytes(blob)) for peer, blob in raw)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{what} must be (silo id, bytes) pairs") from exc
+    for peer, blob in pairs:
+        _require(isinstance(peer, str) and bool(peer), f"{what} names an invalid silo id")
+        if size is not None:
+            _require(len(blob) == size, f"{what} holds an entry of the wrong length")
+    _freeze(obj, name, pairs)
+
+
+def _pairs_field(pairs: tuple[tuple[str, bytes], ...]) -> bytes:
+    return seq_field(str_field(peer) + bytes_field(blob) for peer, blob in pairs)
+
+
+def _ids(obj: Any, name: str, what: str) -> None:
+    raw = getattr(obj, name)
+    ids = tuple(raw)
+    for sid in ids:
+        _require(isinstance(sid, str) and bool(sid), f"{what} holds an invalid silo id")
+    _freeze(obj, name, ids)
+
+
+def vector_to_bytes(y: NDArray[np.uint64]) -> bytes:
+    """The wire form of a uint64 vector: 8 bytes little-endian per word.
+
+    Args:
+        y: A 1-D uint64 array.
+
+    Returns:
+        ``8 * len(y)`` bytes.
+
+    >>> vector_to_bytes(np.array([1, 2**64 - 1], dtype=np.uint64)).hex()
+    '0100000000000000ffffffffffffffff'
+    """
+    return np.ascontiguousarray(y, dtype="<u8").tobytes()
+
+
+def vector_from_bytes(data: bytes, d: int) -> NDArray[np.uint64]:
+    """Parse the wire form of a uint64 vector of length ``d``.
+
+    Args:
+        data: ``8 * d`` bytes, little-endian words.
+        d: The expected length.
+
+    Returns:
+        A fresh, writable uint64 array.
+
+    Raises:
+        ProtocolError: If the byte length is not ``8 * d``.
+
+    >>> vector_from_bytes(bytes.fromhex("0500000000000000"), 1).tolist()
+    [5]
+    """
+    if len(data) != 8 * d:
+        raise ProtocolError(f"a masked vector must be {8 * d} bytes, got {len(data)}")
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One enrolled silo: its id, its 1-based roster index (Shamir point) and X25519 key."""
+
+    silo_id: str
+    index: int
+    x25519_public: bytes
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.silo_id, str) and bool(self.silo_id), "a roster id is empty")
+        _require(_is_int(self.index) and self.index >= 1, "a roster index must be >= 1")
+        _freeze(self, "x25519_public", bytes(self.x25519_public))
+        _require(
+            len(self.x25519_public) == PUBLIC_KEY_BYTES,
+            f"roster entry {self.silo_id}: an X25519 public key must be 32 bytes",
+        )
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The federation's enrolled silos and their keys for one roster version."""
+
+    fed_id: str
+    version: int
+    entries: tuple[RosterEntry, ...]
+    signature: bytes = b""
+    _by_id: dict[str, RosterEntry] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "entries", tuple(self.entries))
+        _require(_is_int(self.version), "a roster version must be an integer")
+        by_id = {e.silo_id: e for e in self.entries}
+        _require(len(by_id) == len(self.entries), "the roster lists a silo id twice")
+        indices = {e.index for e in self.entries}
+        _require(len(indices) == len(self.entries), "the roster gives two silos the same index")
+        keys = {e.x25519_public for e in self.entries}
+        _require(len(keys) == len(self.entries), "the roster gives two silos the same key")
+        _freeze(self, "_by_id", by_id)
+
+    def get(self, silo_id: str) -> RosterEntry | None:
+        """The entry of ``silo_id``, or None if it is not enrolled.
+
+        Args:
+            silo_id: A silo id.
+
+        Returns:
+            Its roster entry, or None.
+        """
+        return self._by_id.get(silo_id)
+
+    def entry(self, silo_id: str) -> RosterEntry:
+        """The entry of ``silo_id``.
+
+        Args:
+            silo_id: An enrolled silo id.
+
+        Returns:
+            Its roster entry.
+
+        Raises:
+            ProtocolError: If the silo is not in the roster.
+        """
+        found = self._by_id.get(silo_id)
+        if found is None:
+            raise ProtocolError(f"silo {silo_id} is not in roster version {self.version}")
+        return found
+
+    def canonical(self) -> bytes:
+        """Injective encoding of every field but the signature.
+
+        Returns:
+            The bytes a signature over this message will cover.
+        """
+        entries = seq_field(
+            str_field(e.silo_id) + int_field(e.index) + bytes_field(e.x25519_public)
+            for e in sorted(self.entries, key=lambda e: e.silo_id)
+        )
+        return (
+            b"fedsql/secagg/v1/roster" + str_field(self.fed_id) + int_field(self.version) + entries
+        )
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """The query descriptor Q of message M0; its digest hq binds every per-query key.
+
+    ``encoding`` and ``sigma_loc`` are per measure; the vector is cell-major with
+    ``dimension == cells * len(encoding)``. ``sigma_loc`` is each silo's noise scale in encoded
+    units. ``cohort`` is the sorted tuple of participating silo ids (U).
+    """
+
+    version: int
+    fed_id: str
+    roster_version: int
+    epoch: int
+    qid: bytes
+    cohort: tuple[str, ...]
+    threshold: int
+    n_min: int
+    dimension: int
+    encoding: tuple[CoordinateSpec, ...]
+    cells: int
+    sigma_loc: tuple[float, ...]
+    rho_charge: str
+    epsilon_charge: str
+    analyst: str
+    plan_hash: str
+    sql: str
+    params_json: str
+    deadline_ms: int
+
+    def __post_init__(self) -> None:
+        for name in ("version", "roster_version", "epoch", "threshold", "n_min", "deadline_ms"):
+            _require(_is_int(getattr(self, name)), f"descriptor field {name} must be an integer")
+        for name in ("fed_id", "rho_charge", "epsilon_charge", "analyst", "plan_hash", "sql"):
+            _require(isinstance(getattr(self, name), str), f"descriptor field {name} must be text")
+        _require(isinstance(self.params_json, str), "descriptor field params_json must be text")
+        _freeze(self, "qid", bytes(self.qid))
+        _require(len(self.qid) == QID_BYTES, f"a query id must be {QID_BYTES} bytes")
+        _ids(self, "cohort", "the cohort")
+        _require(
+            all(a < b for a, b in zip(self.cohort, self.cohort[1:], strict=False)),
+            "the cohort must list distinct silo ids in sorted order",
+        )
+        _require(len(self.cohort) >= 2, "a cohort needs at least two silos")
+        _require(self.threshold >= 1, "the Shamir threshold must be at least 1")
+        _require(self.n_min >= 1, "n_min must be at least 1")
+        _freeze(self, "encoding", tuple(self.encoding))
+        _require(
+            all(isinstance(s, CoordinateSpec) for s in self.encoding),
+            "the encoding must be a tuple of CoordinateSpec",
+        )
+        _freeze(self, "sigma_loc", tuple(float(s) for s in self.sigma_loc))
+        _require(
+            len(self.sigma_loc) == len(self.encoding),
+            "the descriptor needs one sigma_loc per measure",
+        )
+        _require(
+            all(math.isfinite(s) and s >= 0 for s in self.sigma_loc),
+            "every sigma_loc must be a finite number >= 0",
+        )
+        _require(_is_int(self.cells), "descriptor field cells must be an integer")
+        _require(
+            _is_int(self.dimension) and self.dimension == dimension(self.encoding, self.cells),
+            "the descriptor's dimension is not cells x measures",
+        )
+
+    @property
+    def survivors_needed(self) -> int:
+        """The release floor max(t + 1, n_min).
+
+        Returns:
+            The smallest survivor set that may be unmasked.
+        """
+        return max(self.threshold + 1, self.n_min)
+
+    def canonical(self) -> bytes:
+        """Injective encoding of every field (a descriptor carries no signature yet).
+
+        Returns:
+            The bytes hashed into hq.
+        """
+        encoding = seq_field(
+            float_field(s.bound) + int_field(s.frac_bits) + float_field(s.sigma_total)
+            for s in self.encoding
+        )
+        parts = [
+            b"fedsql/secagg/v1/descriptor",
+            int_field(self.version),
+            str_field(self.fed_id),
+            int_field(self.roster_version),
+            int_field(self.epoch),
+            bytes_field(self.qid),
+            seq_field(str_field(s) for s in self.cohort),
+            int_field(self.threshold),
+            int_field(self.n_min),
+            int_field(self.dimension),
+            encoding,
+            int_field(self.cells),
+            seq_field(float_field(s) for s in self.sigma_loc),
+            str_field(self.rho_charge),
+            str_field(self.epsilon_charge),
+            str_field(self.analyst),
+            str_field(self.plan_hash),
+            str_field(self.sql),
+            str_field(self.params_json),
+            int_field(self.deadline_ms),
+        ]
+        return b"".join(parts)
+
+    def digest(self) -> bytes:
+        """hq = SHA-256(canonical()).
+
+        Returns:
+            The 32-byte descriptor digest.
+        """
+        return hashlib.sha256(self.canonical()).digest()
+
+
+@dataclass(frozen=True)
+class MaskedUpload:
+    """Message M1: a silo's masked vector, seed commitment and encrypted seed shares.
+
+    ``y`` is the masked vector as 8d bytes (little-endian uint64); ``shares`` holds one
+    (receiver id, 82-byte ciphertext) pair per other cohort member.
+    """
+
+    qid: bytes
+    silo_id: str
+    hq: bytes
+    y: bytes
+    commit: bytes
+    shares: tuple[tuple[str, bytes], ...]
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, size in (("qid", QID_BYTES), ("hq", DIGEST_BYTES), ("commit", DIGEST_BYTES)):
+            _freeze(self, name, bytes(getattr(self, name)))
+            _require(len(getattr(self, name)) == size, f"an upload's {name} has the wrong length")
+        _require(isinstance(self.silo_id, str) and bool(self.silo_id), "an upload has no silo id")
+        _freeze(self, "y", bytes(self.y))
+        _require(len(self.y) % 8 == 0, "an upload's vector is not a whole number of words")
+        _pairs(self, "shares", None, "an upload's shares")
+
+    def canonical(self) -> bytes:
+        """Injective encoding of every field but the signature.
+
+        Returns:
+            The bytes a signature over this message will cover.
+        """
+        return (
+            b"fedsql/secagg/v1/upload" + bytes_field(self.qid) + str_field(self.silo_id)
+            + bytes_field(self.hq) + bytes_field(self.y) + bytes_field(self.commit)
+            + _pairs_field(self.shares)
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UnmaskRequest:
+    """Message M2 for one survivor: R2 = (qid, hq, S, D) and the ciphertexts addressed to it.
+
+    ``forwarded`` holds (sender id, ciphertext) for the shares that survivors other than the
+    receiver encrypted to it. ``digest()`` covers R2 only, which is the same for every survivor.
+    """
+
+    qid: bytes
+    hq: bytes
+    survivors: tuple[str, ...]
+    dropped: tuple[str, ...]
+    forwarded: tuple[tuple[str, bytes], ...]
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, size in (("qid", QID_BYTES), ("hq", DIGEST_BYTES)):
+            _freeze(self, name, bytes(getattr(self, name)))
+            _require(len(getattr(self, name)) == size, f"a request's {name} has the wrong length")
+        _ids(self, "survivors", "the survivor set")
+        _ids(self, "dropped", "the dropped set")
+        _pairs(self, "forwarded", None, "a request's forwarded ciphertexts")
+
+    def canonical(self) -> bytes:
+        """Injective encoding of R2 = (qid, hq, sorted S, sorted D); excludes ``forwarded``.
+
+        Returns:
+            The bytes hashed into the request digest.
+        """
+        return (
+            b"fedsql/secagg/v1/unmask-request" + bytes_field(self.qid) + bytes_field(self.hq)
+            + seq_field(str_field(s) for s in sorted(self.survivors))
+            + seq_field(str_field(s) for s in sorted(self.dropped))
+        )  # fmt: skip
+
+    def digest(self) -> bytes:
+        """SHA-256(R2), echoed in every response.
+
+        Returns:
+            The 32-byte digest.
+        """
+        return hashlib.sha256(self.canonical()).digest()
+
+
+@dataclass(frozen=True)
+class UnmaskResponse:
+    """Message M3: a survivor's shares of other survivors' seeds and its mask keys with D."""
+
+    qid: bytes
+    silo_id: str
+    request_digest: bytes
+    seed_shares: tuple[tuple[str, bytes], ...]
+    mask_keys: tuple[tuple[str, bytes], ...]
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, size in (("qid", QID_BYTES), ("request_digest", DIGEST_BYTES)):
+            _freeze(self, name, bytes(getattr(self, name)))
+            _require(len(getattr(self, name)) == size, f"a response's {name} has the wrong length")
+        _require(isinstance(self.silo_id, str) and bool(self.silo_id), "a response has no silo id")
+        _pairs(self, "seed_shares", SHARE_BYTES, "a response's seed shares")
+        _pairs(self, "mask_keys", MASK_KEY_BYTES, "a response's mask keys")
+
+    def canonical(self) -> bytes:
+        """Injective encoding of every field but the signature.
+
+        Returns:
+            The bytes a signature over this message will cover.
+        """
+        return (
+            b"fedsql/secagg/v1/unmask-response" + bytes_field(self.qid)
+            + str_field(self.silo_id) + bytes_field(self.request_digest)
+            + _pairs_field(self.seed_shares) + _pairs_field(self.mask_keys)
+        )  # fmt: skip

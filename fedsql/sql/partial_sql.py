@@ -1,0 +1,145 @@
+"""The partial query each silo runs: filter, bound each unit's contribution, aggregate per cell.
+
+Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo to a fresh random BIGINT)::
+
+    WITH __rows AS (
+      SELECT "<unit>" AS __unit, rowid AS __rid, "<key col>" AS k0, <value> AS a0, ...
+      FROM "<table>" WHERE <analyst's WHERE, parameters bound>),
+    __capped AS (
+      SELECT * FROM __rows
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY HASH(__rid, $fedsql_salt)) <= <k>)
+    SELECT k0, COUNT(*) AS m0, SUM(a0) AS m1, COUNT(a0) AS m2 FROM __capped GROUP BY k0
+
+The row cap keeps at most k rows per unit after WHERE, chosen by a keyed hash of the row id, so
+the analyst cannot steer which rows count. A summed column's value is clamped to its bounds::
+
+    CASE WHEN "x" IS NULL THEN NULL ELSE LEAST(GREATEST(CAST("x" AS DOUBLE), L), U) END
+
+The NULL guard matters: DuckDB's LEAST / GREATEST skip NULL arguments, so without it a NULL
+would become L and be counted and summed.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from fedsql.sql.measures import MeasureSet, ValueSlot
+from fedsql.sql.plan import SALT_PARAM, KeySpace
+from fedsql.sql.query import Query
+from fedsql.sql.statement import DIALECT
+
+ROWS_CTE = "__rows"
+CAPPED_CTE = "__capped"
+UNIT_COLUMN = "__unit"
+ROW_ID_COLUMN = "__rid"
+
+
+def build_partial_sql(query: Query, keys: tuple[KeySpace, ...], measures: MeasureSet) -> str:
+    """The silo's partial query for a resolved query.
+
+    Args:
+        query: The resolved query.
+        keys: Its key spaces (``k0``, ...).
+        measures: Its measures and value slots.
+
+    Returns:
+        DuckDB SQL returning one row per non-empty group: key columns then measure columns.
+    """
+    table = query.table
+    projections: list[exp.Expr] = [
+        exp.alias_(_quoted(table.unit), UNIT_COLUMN),
+        exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
+    ]
+    projections += [exp.alias_(_quoted(key.source), key.name) for key in keys]
+    projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
+    rows = exp.select(*projections).from_(
+        exp.Table(this=exp.to_identifier(table.name, quoted=True))
+    )
+    if query.where is not None:
+        rows = rows.where(quote_columns(query.where))
+
+    rank = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[exp.column(UNIT_COLUMN)],
+        order=exp.Order(
+            expressions=[
+                exp.Ordered(
+                    this=exp.Anonymous(
+                        this="HASH",
+                        expressions=[exp.column(ROW_ID_COLUMN), exp.Placeholder(this=SALT_PARAM)],
+                    ),
+                    nulls_first=False,
+                )
+            ]
+        ),
+    )
+    capped = (
+        exp.select(exp.Star())
+        .from_(ROWS_CTE)
+        .qualify(exp.LTE(this=rank, expression=exp.Literal.number(table.max_rows_per_unit)))
+    )
+
+    outputs: list[exp.Expr] = [exp.column(key.name) for key in keys]
+    for measure in measures.measures:
+        outputs.append(exp.alias_(_measure_aggregate(measure.name, measures), measure.name))
+    partial = exp.select(*outputs).from_(CAPPED_CTE)
+    if keys:
+        partial = partial.group_by(*(exp.column(key.name) for key in keys))
+    partial = partial.with_(ROWS_CTE, as_=rows).with_(CAPPED_CTE, as_=capped)
+    return partial.sql(DIALECT, pretty=True, comments=False)
+
+
+def slot_value(slot: ValueSlot) -> exp.Expr:
+    """The per-row value of a slot: the column, clamped to its bounds when it is summed.
+
+    >>> from fedsql.catalog import Bounds, Column
+    >>> slot = ValueSlot("a0", Column("bmi", "DOUBLE"), Bounds(10.0, 70.0), False)
+    >>> slot_value(slot).sql("duckdb")
+    'CASE WHEN "bmi" IS NULL THEN NULL ELSE LEAST(GREATEST(CAST("bmi" AS DOUBLE), 10.0), 70.0) END'
+    """
+    column = _quoted(slot.column.name)
+    if slot.clamp is None:
+        return column
+    if slot.integral:
+        lo: exp.Expr = exp.Literal.number(int(slot.clamp.lo))
+        hi: exp.Expr = exp.Literal.number(int(slot.clamp.hi))
+        typed = exp.Cast(this=column.copy(), to=exp.DataType.build("BIGINT"))
+    else:
+        lo = exp.Literal.number(repr(float(slot.clamp.lo)))
+        hi = exp.Literal.number(repr(float(slot.clamp.hi)))
+        typed = exp.Cast(this=column.copy(), to=exp.DataType.build("DOUBLE"))
+    floor = exp.Greatest(this=typed, expressions=[lo], ignore_nulls=True)
+    clamped = exp.Least(this=floor, expressions=[hi], ignore_nulls=True)
+    return exp.Case(
+        ifs=[exp.If(this=exp.Is(this=column, expression=exp.Null()), true=exp.Null())],
+        default=clamped,
+    )
+
+
+def quote_columns(expression: exp.Expr) -> exp.Expr:
+    """A copy of a resolved expression with every column reference quoted.
+
+    >>> import sqlglot
+    >>> quote_columns(sqlglot.parse_one("age > 3 AND lower(sex) = 'f'")).sql("duckdb")
+    '"age" > 3 AND LOWER("sex") = \\'f\\''
+    """
+
+    def quote(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column):
+            return _quoted(str(node.name))
+        return node
+
+    return expression.transform(quote)
+
+
+def _measure_aggregate(name: str, measures: MeasureSet) -> exp.Expr:
+    """The aggregate computing measure ``name`` over the capped rows."""
+    kind, column = measures.key_of[name]
+    if column is None:
+        return exp.Count(this=exp.Star())
+    slot = exp.column(measures.slot_of[column].name)
+    return exp.Count(this=slot) if kind == "count" else exp.Sum(this=slot)
+
+
+def _quoted(name: str) -> exp.Column:
+    return exp.Column(this=exp.to_identifier(name, quoted=True))

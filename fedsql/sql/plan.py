@@ -1,0 +1,131 @@
+"""The FederatedPlan: what the planner hands to the hub and to every silo, as plain values.
+
+A plan says which partial aggregates each silo computes (``partial_sql``), how its result is laid
+out as a dense vector over the public key space (``keys`` x ``measures``), how each measure is
+bounded (sensitivity), and how the hub turns noisy totals into the answer (``finalize_sql``).
+No sqlglot object appears here: hub and silo read strings, numbers and tuples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from fedsql.catalog import KeyValue
+
+MeasureKind = Literal["count", "sum"]
+OutputKind = Literal["key", "count", "sum", "avg", "expr"]
+
+#: Name of the table the finalize SQL reads: one row per cell, keys then noisy measures.
+PARTIALS_TABLE = "partials"
+#: Column holding the cell index in the partials table and in the finalize output.
+CELL_COLUMN = "__cell"
+#: Named parameter of ``partial_sql`` that the silo binds to a fresh secret per query.
+SALT_PARAM = "fedsql_salt"
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """One GROUP BY key: its column in the partial and partials tables and its public domain."""
+
+    name: str
+    sql_type: str
+    values: tuple[KeyValue, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One aggregate per cell of the partial vector.
+
+    ``sensitivity`` is the L2 sensitivity, in value units, of this measure's whole cell vector
+    for one privacy unit (e.g. k for COUNT, k*B for SUM). ``clip`` is the largest magnitude one
+    row can add (1 for counts, B for sums); ``integral`` says the per-row values are integers.
+    """
+
+    name: str
+    kind: MeasureKind
+    expression: str
+    sensitivity: float
+    clip: float
+    integral: bool
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column of the analyst's result and how it derives from measures."""
+
+    name: str
+    kind: OutputKind
+    sql_type: str
+    measures: tuple[str, ...] = ()
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class FederatedPlan:
+    """Everything hub and silos need to run one query; equal inputs give an equal ``plan_hash``.
+
+    Layout: the partial vector has ``cells * len(measures)`` coordinates, cell-major; the cell
+    index of a key tuple is its mixed-radix position over ``keys`` (first key most significant).
+    ``partial_sql`` returns one row per non-empty group with the key columns (named as in
+    ``keys``) followed by one column per measure (named as in ``measures``); groups whose key is
+    outside the domain are dropped by the silo. ``finalize_sql`` reads the table
+    ``partials(__cell, <keys>, <measures>)`` and returns the output columns then ``__cell``.
+    """
+
+    sql: str
+    params: tuple[object, ...]
+    contract_fingerprint: str
+    tables: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+    row_cap: int
+    keys: tuple[KeySpace, ...]
+    measures: tuple[Measure, ...]
+    count_measure: str
+    outputs: tuple[OutputColumn, ...]
+    partial_sql: str
+    finalize_sql: str
+    projection_sql: str
+    explanation: tuple[str, ...] = ()
+
+    @property
+    def cells(self) -> int:
+        """Number of cells: the product of the key domains' sizes (1 without GROUP BY)."""
+        n = 1
+        for key in self.keys:
+            n *= len(key.values)
+        return n
+
+    @property
+    def dimension(self) -> int:
+        """Length d of the partial vector: cells x measures."""
+        return self.cells * len(self.measures)
+
+    @property
+    def plan_hash(self) -> str:
+        """SHA-256 (hex) over the canonical JSON of the whole plan."""
+        blob = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def key_index(self) -> dict[tuple[KeyValue, ...], int]:
+        """Map from key tuple to cell index (mixed radix, first key most significant)."""
+        index: dict[tuple[KeyValue, ...], int] = {(): 0}
+        for key in self.keys:
+            index = {
+                old + (val,): pos * len(key.values) + j
+                for old, pos in index.items()
+                for j, val in enumerate(key.values)
+            }
+        return index
+
+    def measure(self, name: str) -> Measure:
+        """The measure called ``name``."""
+        for m in self.measures:
+            if m.name == name:
+                return m
+        raise KeyError(name)

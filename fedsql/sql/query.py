@@ -1,0 +1,70 @@
+"""The resolved query: the analyst's SELECT with every name bound to a contract column.
+
+This is the planner's internal model between validation and SQL generation. It holds sqlglot
+nodes and never leaves ``fedsql.sql``. In every expression it holds, each ``Column`` node is an
+unqualified reference, by its lower-case contract name, to a column of ``table`` that the caller
+may see; output aliases and ordinals in GROUP BY, HAVING and ORDER BY are already replaced by the
+expressions they stand for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from fedsql.catalog import Column, Table
+from fedsql.sql.allowlist import AGGREGATES
+
+
+@dataclass
+class Output:
+    """One SELECT-list item: its result column name and resolved expression."""
+
+    name: str
+    expression: exp.Expr
+
+
+@dataclass
+class Query:
+    """A validated single-table aggregate SELECT, resolved against the contract."""
+
+    table: Table
+    outputs: list[Output]
+    where: exp.Expr | None = None
+    group_by: list[Column] = field(default_factory=list)
+    having: exp.Expr | None = None
+    order: list[exp.Ordered] = field(default_factory=list)
+    limit: int | None = None
+    offset: int | None = None
+    referenced: set[str] = field(default_factory=set)
+
+    def post_aggregation(self) -> Iterator[tuple[str, exp.Expr]]:
+        """The expressions evaluated per group, with their clause: outputs, HAVING, ORDER BY."""
+        for output in self.outputs:
+            yield "SELECT", output.expression
+        if self.having is not None:
+            yield "HAVING", self.having
+        for ordered in self.order:
+            yield "ORDER BY", ordered.this
+
+    def aggregates(self) -> Iterator[exp.AggFunc]:
+        """Every aggregate call, in order of first use (SELECT list, HAVING, ORDER BY)."""
+        for _, expression in self.post_aggregation():
+            for node in expression.walk(bfs=False):
+                if isinstance(node, exp.AggFunc) and type(node) in AGGREGATES:
+                    yield node
+
+
+def outside_aggregates(expression: exp.Expr) -> Iterator[exp.Column]:
+    """Column references of ``expression`` that are not inside an aggregate call.
+
+    >>> import sqlglot
+    >>> tree = sqlglot.parse_one("a + SUM(b) + c", read="duckdb")
+    >>> [c.name for c in outside_aggregates(tree)]
+    ['a', 'c']
+    """
+    for node in expression.walk(bfs=False, prune=lambda n: isinstance(n, exp.AggFunc)):
+        if isinstance(node, exp.Column):
+            yield node

@@ -1,0 +1,525 @@
+"""Exact mapping between the transport dataclasses and their protobuf messages.
+
+:func:`to_proto` and :func:`from_proto` convert one message; :func:`to_bytes` and
+:func:`from_bytes` go on to wire bytes. Both directions run
+:func:`fedsql.transport.shapes.validate`, so nonsense raises :class:`fedsql.errors.ProtocolError`
+instead of crossing the wire. The stream envelopes live in :mod:`fedsql.transport.envelope`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from fedsql.errors import ProtocolError
+from fedsql.transport.messages import (
+    Abort,
+    Accepted,
+    ConnectedSilo,
+    EncodingEntry,
+    ExecuteReply,
+    ExecuteRequest,
+    Heartbeat,
+    Hello,
+    MaskedUpload,
+    Message,
+    QueryRequest,
+    Refusal,
+    RosterEntry,
+    SiloBytes,
+    SiloStatus,
+    StatusReply,
+    StatusRequest,
+    UnmaskRequest,
+    UnmaskResponse,
+    Welcome,
+)
+from fedsql.transport.proto import fedsql_pb2 as pb
+from fedsql.transport.shapes import validate
+
+__all__ = ["from_bytes", "from_proto", "parse", "to_bytes", "to_proto"]
+
+M = TypeVar("M", bound=Message)
+P = TypeVar("P", bound=ProtoMessage)
+
+
+# -- dataclass -> protobuf --------------------------------------------------------------------
+
+
+def _pb_pairs(pairs: Iterable[SiloBytes]) -> list[pb.SiloBytes]:
+    return [pb.SiloBytes(silo_id=silo_id, data=data) for silo_id, data in pairs]
+
+
+def _hello_pb(m: Hello) -> pb.Hello:
+    return pb.Hello(
+        silo_id=m.silo_id,
+        name=m.name,
+        version=m.version,
+        contract_fingerprint=m.contract_fingerprint,
+        x25519_public=m.x25519_public,
+        min_group_size=m.min_group_size,
+        max_epsilon_per_query=m.max_epsilon_per_query,
+        shared=[pb.SharedTable(table=t, columns=list(cols)) for t, cols in m.shared],
+        test_mode=m.test_mode,
+    )
+
+
+def _masked_upload_pb(m: MaskedUpload) -> pb.MaskedUpload:
+    return pb.MaskedUpload(
+        qid=m.qid,
+        silo_id=m.silo_id,
+        hq=m.hq,
+        y=m.y,
+        commit=m.commit,
+        shares=_pb_pairs(m.shares),
+        signature=m.signature,
+    )
+
+
+def _unmask_response_pb(m: UnmaskResponse) -> pb.UnmaskResponse:
+    return pb.UnmaskResponse(
+        qid=m.qid,
+        silo_id=m.silo_id,
+        request_digest=m.request_digest,
+        seed_shares=_pb_pairs(m.seed_shares),
+        mask_keys=_pb_pairs(m.mask_keys),
+        signature=m.signature,
+    )
+
+
+def _refusal_pb(m: Refusal) -> pb.Refusal:
+    return pb.Refusal(
+        qid=m.qid,
+        silo_id=m.silo_id,
+        code=m.code,
+        reason=m.reason,
+        budget_remaining=m.budget_remaining,
+    )
+
+
+def _accepted_pb(m: Accepted) -> pb.Accepted:
+    return pb.Accepted(qid=m.qid, silo_id=m.silo_id, budget_remaining=m.budget_remaining)
+
+
+def _heartbeat_pb(m: Heartbeat) -> pb.Heartbeat:
+    return pb.Heartbeat(silo_id=m.silo_id, at_ms=m.at_ms)
+
+
+def _welcome_pb(m: Welcome) -> pb.Welcome:
+    return pb.Welcome(
+        fed_id=m.fed_id,
+        roster_version=m.roster_version,
+        epoch=m.epoch,
+        roster=[
+            pb.RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
+            for e in m.roster
+        ],
+        hub_version=m.hub_version,
+    )
+
+
+def _query_request_pb(m: QueryRequest) -> pb.QueryRequest:
+    return pb.QueryRequest(
+        version=m.version,
+        fed_id=m.fed_id,
+        roster_version=m.roster_version,
+        epoch=m.epoch,
+        qid=m.qid,
+        cohort=list(m.cohort),
+        threshold=m.threshold,
+        n_min=m.n_min,
+        dimension=m.dimension,
+        cells=m.cells,
+        encoding=[
+            pb.EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            for e in m.encoding
+        ],
+        sigma_loc=list(m.sigma_loc),
+        rho_charge=m.rho_charge,
+        epsilon_charge=m.epsilon_charge,
+        analyst=m.analyst,
+        plan_hash=m.plan_hash,
+        sql=m.sql,
+        params_json=m.params_json,
+        deadline_ms=m.deadline_ms,
+        signature=m.signature,
+    )
+
+
+def _unmask_request_pb(m: UnmaskRequest) -> pb.UnmaskRequest:
+    return pb.UnmaskRequest(
+        qid=m.qid,
+        hq=m.hq,
+        survivors=list(m.survivors),
+        dropped=list(m.dropped),
+        forwarded=_pb_pairs(m.forwarded),
+        signature=m.signature,
+    )
+
+
+def _abort_pb(m: Abort) -> pb.Abort:
+    return pb.Abort(qid=m.qid, reason=m.reason, signature=m.signature)
+
+
+def _execute_request_pb(m: ExecuteRequest) -> pb.ExecuteRequest:
+    return pb.ExecuteRequest(
+        sql=m.sql,
+        params_json=m.params_json,
+        epsilon=m.epsilon,
+        analyst=m.analyst,
+        explain_only=m.explain_only,
+    )
+
+
+def _execute_reply_pb(m: ExecuteReply) -> pb.ExecuteReply:
+    return pb.ExecuteReply(
+        result_ipc=m.result_ipc,
+        stats_ipc=m.stats_ipc,
+        report_json=m.report_json,
+        explain=list(m.explain),
+        epsilon_spent=m.epsilon_spent,
+        silos=[
+            pb.SiloStatus(
+                silo_id=s.silo_id,
+                status=s.status,
+                reason=s.reason,
+                budget_remaining=s.budget_remaining,
+            )
+            for s in m.silos
+        ],
+    )
+
+
+def _status_request_pb(m: StatusRequest) -> pb.StatusRequest:
+    del m
+    return pb.StatusRequest()
+
+
+def _status_reply_pb(m: StatusReply) -> pb.StatusReply:
+    return pb.StatusReply(
+        silos=[
+            pb.ConnectedSilo(
+                silo_id=s.silo_id,
+                name=s.name,
+                version=s.version,
+                connected_since_ms=s.connected_since_ms,
+                last_seen_ms=s.last_seen_ms,
+            )
+            for s in m.silos
+        ],
+        fed_id=m.fed_id,
+    )
+
+
+_TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
+    Hello: _hello_pb,
+    MaskedUpload: _masked_upload_pb,
+    UnmaskResponse: _unmask_response_pb,
+    Refusal: _refusal_pb,
+    Accepted: _accepted_pb,
+    Heartbeat: _heartbeat_pb,
+    Welcome: _welcome_pb,
+    QueryRequest: _query_request_pb,
+    UnmaskRequest: _unmask_request_pb,
+    Abort: _abort_pb,
+    ExecuteRequest: _execute_request_pb,
+    ExecuteReply: _execute_reply_pb,
+    StatusRequest: _status_request_pb,
+    StatusReply: _status_reply_pb,
+}
+
+
+def to_proto(msg: Message) -> ProtoMessage:
+    """Convert one transport dataclass to its protobuf message.
+
+    Args:
+        msg: Any transport message.
+
+    Returns:
+        The protobuf message of the same name in package ``fedsql.v1``.
+
+    Raises:
+        ProtocolError: The message is malformed (see :func:`~fedsql.transport.shapes.validate`),
+            or a field does not fit its wire type (a negative or too large integer, say).
+    """
+    validate(msg)
+    try:
+        return _TO_PROTO[type(msg)](msg)
+    except (TypeError, ValueError) as exc:
+        # The library's text may quote the offending value; keep it out of the message.
+        raise ProtocolError(
+            f"cannot encode {type(msg).__name__}: a field does not fit its wire type"
+        ) from exc
+
+
+# -- protobuf -> dataclass --------------------------------------------------------------------
+
+
+def _pairs_of(items: Iterable[pb.SiloBytes]) -> tuple[SiloBytes, ...]:
+    return tuple((item.silo_id, item.data) for item in items)
+
+
+def _hello(p: pb.Hello) -> Hello:
+    return Hello(
+        silo_id=p.silo_id,
+        name=p.name,
+        version=p.version,
+        contract_fingerprint=p.contract_fingerprint,
+        x25519_public=p.x25519_public,
+        min_group_size=p.min_group_size,
+        max_epsilon_per_query=p.max_epsilon_per_query,
+        shared=tuple((s.table, tuple(s.columns)) for s in p.shared),
+        test_mode=p.test_mode,
+    )
+
+
+def _masked_upload(p: pb.MaskedUpload) -> MaskedUpload:
+    return MaskedUpload(
+        qid=p.qid,
+        silo_id=p.silo_id,
+        hq=p.hq,
+        y=p.y,
+        commit=p.commit,
+        shares=_pairs_of(p.shares),
+        signature=p.signature,
+    )
+
+
+def _unmask_response(p: pb.UnmaskResponse) -> UnmaskResponse:
+    return UnmaskResponse(
+        qid=p.qid,
+        silo_id=p.silo_id,
+        request_digest=p.request_digest,
+        seed_shares=_pairs_of(p.seed_shares),
+        mask_keys=_pairs_of(p.mask_keys),
+        signature=p.signature,
+    )
+
+
+def _refusal(p: pb.Refusal) -> Refusal:
+    return Refusal(
+        qid=p.qid,
+        silo_id=p.silo_id,
+        code=p.code,
+        reason=p.reason,
+        budget_remaining=p.budget_remaining,
+    )
+
+
+def _accepted(p: pb.Accepted) -> Accepted:
+    return Accepted(qid=p.qid, silo_id=p.silo_id, budget_remaining=p.budget_remaining)
+
+
+def _heartbeat(p: pb.Heartbeat) -> Heartbeat:
+    return Heartbeat(silo_id=p.silo_id, at_ms=p.at_ms)
+
+
+def _welcome(p: pb.Welcome) -> Welcome:
+    return Welcome(
+        fed_id=p.fed_id,
+        roster_version=p.roster_version,
+        epoch=p.epoch,
+        roster=tuple(
+            RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
+            for e in p.roster
+        ),
+        hub_version=p.hub_version,
+    )
+
+
+def _query_request(p: pb.QueryRequest) -> QueryRequest:
+    return QueryRequest(
+        version=p.version,
+        fed_id=p.fed_id,
+        roster_version=p.roster_version,
+        epoch=p.epoch,
+        qid=p.qid,
+        cohort=tuple(p.cohort),
+        threshold=p.threshold,
+        n_min=p.n_min,
+        dimension=p.dimension,
+        cells=p.cells,
+        encoding=tuple(
+            EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            for e in p.encoding
+        ),
+        sigma_loc=tuple(p.sigma_loc),
+        rho_charge=p.rho_charge,
+        epsilon_charge=p.epsilon_charge,
+        analyst=p.analyst,
+        plan_hash=p.plan_hash,
+        sql=p.sql,
+        params_json=p.params_json,
+        deadline_ms=p.deadline_ms,
+        signature=p.signature,
+    )
+
+
+def _unmask_request(p: pb.UnmaskRequest) -> UnmaskRequest:
+    return UnmaskRequest(
+        qid=p.qid,
+        hq=p.hq,
+        survivors=tuple(p.survivors),
+        dropped=tuple(p.dropped),
+        forwarded=_pairs_of(p.forwarded),
+        signature=p.signature,
+    )
+
+
+def _abort(p: pb.Abort) -> Abort:
+    return Abort(qid=p.qid, reason=p.reason, signature=p.signature)
+
+
+def _execute_request(p: pb.ExecuteRequest) -> ExecuteRequest:
+    return ExecuteRequest(
+        sql=p.sql,
+        params_json=p.params_json,
+        epsilon=p.epsilon,
+        analyst=p.analyst,
+        explain_only=p.explain_only,
+    )
+
+
+def _execute_reply(p: pb.ExecuteReply) -> ExecuteReply:
+    return ExecuteReply(
+        result_ipc=p.result_ipc,
+        stats_ipc=p.stats_ipc,
+        report_json=p.report_json,
+        explain=tuple(p.explain),
+        epsilon_spent=p.epsilon_spent,
+        silos=tuple(
+            SiloStatus(
+                silo_id=s.silo_id,
+                status=s.status,
+                reason=s.reason,
+                budget_remaining=s.budget_remaining,
+            )
+            for s in p.silos
+        ),
+    )
+
+
+def _status_request(p: pb.StatusRequest) -> StatusRequest:
+    del p
+    return StatusRequest()
+
+
+def _status_reply(p: pb.StatusReply) -> StatusReply:
+    return StatusReply(
+        silos=tuple(
+            ConnectedSilo(
+                silo_id=s.silo_id,
+                name=s.name,
+                version=s.version,
+                connected_since_ms=s.connected_since_ms,
+                last_seen_ms=s.last_seen_ms,
+            )
+            for s in p.silos
+        ),
+        fed_id=p.fed_id,
+    )
+
+
+_FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
+    pb.Hello: _hello,
+    pb.MaskedUpload: _masked_upload,
+    pb.UnmaskResponse: _unmask_response,
+    pb.Refusal: _refusal,
+    pb.Accepted: _accepted,
+    pb.Heartbeat: _heartbeat,
+    pb.Welcome: _welcome,
+    pb.QueryRequest: _query_request,
+    pb.UnmaskRequest: _unmask_request,
+    pb.Abort: _abort,
+    pb.ExecuteRequest: _execute_request,
+    pb.ExecuteReply: _execute_reply,
+    pb.StatusRequest: _status_request,
+    pb.StatusReply: _status_reply,
+}
+
+#: Protobuf class of each transport dataclass: the message of the same name.
+_PROTO_CLASS: dict[type[Any], type[ProtoMessage]] = {
+    cls: getattr(pb, cls.__name__) for cls in _TO_PROTO
+}
+
+
+def from_proto(proto: ProtoMessage) -> Message:
+    """Convert one protobuf message to its transport dataclass.
+
+    Args:
+        proto: A message of package ``fedsql.v1`` other than the two envelopes.
+
+    Returns:
+        The dataclass of the same name.
+
+    Raises:
+        ProtocolError: The message is malformed (see :func:`~fedsql.transport.shapes.validate`)
+            or of an unknown type.
+    """
+    convert = _FROM_PROTO.get(type(proto))
+    if convert is None:
+        raise ProtocolError(f"{type(proto).__name__} is not a fedsql.v1 message")
+    msg = convert(proto)
+    validate(msg)
+    return msg
+
+
+def to_bytes(msg: Message) -> bytes:
+    """Serialize one transport message (without an envelope).
+
+    Args:
+        msg: Any transport message.
+
+    Returns:
+        Its protobuf wire bytes.
+
+    Raises:
+        ProtocolError: As :func:`to_proto`.
+    """
+    return to_proto(msg).SerializeToString()
+
+
+def from_bytes(kind: type[M], data: bytes) -> M:
+    """Parse the wire bytes of one message of a known type.
+
+    Args:
+        kind: The transport dataclass expected, e.g. ``ExecuteRequest``.
+        data: Bytes from :func:`to_bytes`.
+
+    Returns:
+        The message.
+
+    Raises:
+        ProtocolError: The bytes are not a valid message of that type.
+
+    >>> from_bytes(Heartbeat, to_bytes(Heartbeat(silo_id="a", at_ms=5)))
+    Heartbeat(silo_id='a', at_ms=5)
+    """
+    proto_class = _PROTO_CLASS.get(kind)
+    if proto_class is None:
+        raise ProtocolError(f"{kind.__name__} is not a transport message")
+    return cast(M, from_proto(parse(proto_class, data)))
+
+
+def parse(proto_class: type[P], data: bytes) -> P:
+    """Parse wire bytes into a protobuf message of a known class.
+
+    Args:
+        proto_class: A message class of package ``fedsql.v1``.
+        data: Wire bytes.
+
+    Returns:
+        The parsed message (not yet checked for shape).
+
+    Raises:
+        ProtocolError: The bytes are not a valid message of that class.
+    """
+    proto = proto_class()
+    try:
+        proto.ParseFromString(data)
+    except DecodeError as exc:
+        raise ProtocolError(f"bytes are not a valid {proto_class.__name__} message") from exc
+    return proto

@@ -1,0 +1,1 @@
+"""The fedsql wire format: ``fedsql.proto`` and its checked-in generated Python stubs."""
