@@ -1,4 +1,4 @@
-"""End-to-end latency of the demo queries: fedsql (hub + 4 silos over loopback gRPC) vs plain DuckDB.
+"""End-to-end latency of the demo queries: fedsql (hub + 4 silos on loopback) vs plain DuckDB.
 
 DuckDB runs the same SQL in one process over the UNION ALL of the four clinics' tables; fedsql
 plans, charges, computes, noises, masks, securely aggregates and finalizes. Prints the median of

@@ -1,10 +1,10 @@
-"""fedsql: differentially private SQL over clinics' data that never leaves them (a PEP 249 module)."""
+"""fedsql: differentially private SQL over clinics' data that never leaves them (PEP 249)."""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from fedsql.version import __version__
 
-from fedsql.errors import (  # noqa: E402 - after the version, as above
+from fedsql.errors import (
     DatabaseError,
     DataError,
     Error,
@@ -26,9 +26,22 @@ paramstyle = "qmark"
 
 _DRIVER_NAMES = frozenset(
     {
-        "BINARY", "DATETIME", "NUMBER", "ROWID", "STRING", "Binary", "Connection", "Cursor",
-        "Date", "DateFromTicks", "PrivacyReport", "Time", "TimeFromTicks", "Timestamp",
-        "TimestampFromTicks", "connect",
+        "BINARY",
+        "DATETIME",
+        "NUMBER",
+        "ROWID",
+        "STRING",
+        "Binary",
+        "Connection",
+        "Cursor",
+        "Date",
+        "DateFromTicks",
+        "PrivacyReport",
+        "Time",
+        "TimeFromTicks",
+        "Timestamp",
+        "TimestampFromTicks",
+        "connect",
     }
 )
 

@@ -13,7 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 ColumnType = Literal["INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "BOOLEAN"]
-COLUMN_TYPES: tuple[str, ...] = ("INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "BOOLEAN")
+COLUMN_TYPES: tuple[str, ...] = (
+    "INTEGER",
+    "BIGINT",
+    "DOUBLE",
+    "VARCHAR",
+    "DATE",
+    "TIMESTAMP",
+    "BOOLEAN",
+)
 NUMERIC_TYPES: frozenset[str] = frozenset({"INTEGER", "BIGINT", "DOUBLE"})
 
 KeyValue = str | int | bool | _dt.date

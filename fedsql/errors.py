@@ -7,7 +7,7 @@ data tools that know DB-API map them as they would for any other database::
      ├── Warning
      └── Error
           ├── InterfaceError
-          │    └── ConfigError            a contract, policy or hub file is wrong (names file and key)
+          │    └── ConfigError            a contract, policy or hub file is wrong (file and key)
           └── DatabaseError
                ├── DataError
                ├── OperationalError
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 
-class Warning(Exception):  # noqa: A001 - the PEP 249 name
+class Warning(Exception):
     """Important warnings, such as a result computed over fewer silos than asked."""
 
 

@@ -1,4 +1,4 @@
-"""``fedsql query`` and ``fedsql explain``: ask the federation a question, or show how it would be answered."""
+"""``fedsql query`` and ``fedsql explain``: ask the federation, or show how it would answer."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def explain(
     hub: HubOption = "demo",
     analyst: AnalystOption = "analyst",
 ) -> None:
-    """Print the plan: partial SQL, key space, sensitivity, noise and epsilon cost. Spends nothing."""
+    """Print the plan: partial SQL, key space, sensitivity, noise, epsilon cost. Spends nothing."""
     from fedsql.dbapi import connect
 
     try:

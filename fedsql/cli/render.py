@@ -74,8 +74,12 @@ def render_json(table: pa.Table, report: PrivacyReport) -> str:
             "noise": report.noise,
             "min_group_size": report.min_group_size,
             "silos": [
-                {"silo": s.silo_id, "status": s.status, "reason": s.reason,
-                 "budget_remaining": s.budget_remaining}
+                {
+                    "silo": s.silo_id,
+                    "status": s.status,
+                    "reason": s.reason,
+                    "budget_remaining": s.budget_remaining,
+                }
                 for s in report.silos
             ],
         },

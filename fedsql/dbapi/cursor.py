@@ -121,8 +121,13 @@ class Cursor:
         )
         return self
 
-    def explain(self, operation: str, parameters: Sequence[object] | Mapping[str, object] | None = None,
-                *, epsilon: float | None = None) -> list[str]:
+    def explain(
+        self,
+        operation: str,
+        parameters: Sequence[object] | Mapping[str, object] | None = None,
+        *,
+        epsilon: float | None = None,
+    ) -> list[str]:
         """The plan of a query, without running it or spending anything."""
         self._check()
         eps = epsilon if epsilon is not None else self.connection.epsilon
@@ -188,7 +193,7 @@ class Cursor:
     def fetch_df(self) -> Any:
         """The whole result as a pandas DataFrame (needs pandas installed)."""
         try:
-            import pandas  # noqa: F401
+            import pandas  # type: ignore[import-untyped]  # noqa: F401
         except ImportError:
             raise InterfaceError("fetch_df needs pandas; pip install pandas") from None
         return self.fetch_arrow_table().to_pandas()

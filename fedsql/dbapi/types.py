@@ -43,22 +43,22 @@ Time = _dt.time
 Timestamp = _dt.datetime
 
 
-def DateFromTicks(ticks: float) -> _dt.date:  # noqa: N802 - PEP 249 name
+def DateFromTicks(ticks: float) -> _dt.date:
     """The local date of a POSIX timestamp."""
     return Date(*time.localtime(ticks)[:3])
 
 
-def TimeFromTicks(ticks: float) -> _dt.time:  # noqa: N802 - PEP 249 name
+def TimeFromTicks(ticks: float) -> _dt.time:
     """The local time of a POSIX timestamp."""
     return Time(*time.localtime(ticks)[3:6])
 
 
-def TimestampFromTicks(ticks: float) -> _dt.datetime:  # noqa: N802 - PEP 249 name
+def TimestampFromTicks(ticks: float) -> _dt.datetime:
     """The local date and time of a POSIX timestamp."""
     return Timestamp(*time.localtime(ticks)[:6])
 
 
-def Binary(value: bytes | bytearray | memoryview) -> bytes:  # noqa: N802 - PEP 249 name
+def Binary(value: bytes | bytearray | memoryview) -> bytes:
     """A binary value (fedsql queries never take binary parameters)."""
     return bytes(value)
 

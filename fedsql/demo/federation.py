@@ -1,11 +1,14 @@
-"""The embedded demo federation: a hub and four clinic silos in one process, joined by real gRPC on loopback."""
+"""The embedded demo federation: a hub and four silos in one process, over real gRPC on loopback."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from fedsql.config.contract import load_contract
 from fedsql.config.policy import load_policy
@@ -35,6 +38,7 @@ class DemoFederation:
         noise: bool = True,
         testing: bool = False,
         silos: tuple[str, ...] | None = None,
+        policy_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         """Generate (or reuse) the demo data and start everything.
 
@@ -44,6 +48,8 @@ class DemoFederation:
             noise: False only with ``testing``: noise-off answers for oracle tests.
             testing: Start the silos in test mode.
             silos: Start only these clinics (default: all four).
+            policy_overrides: Policy fields to replace in every clinic's policy (for tests, e.g.
+                ``{"budget_epsilon": 1000.0}``).
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")
@@ -64,6 +70,8 @@ class DemoFederation:
                 if policy_file.name == "contract.toml":
                     continue
                 policy = load_policy(policy_file, self.contract)
+                if policy_overrides:
+                    policy = dataclasses.replace(policy, **policy_overrides)
                 if silos is not None and policy.silo_id not in silos:
                     continue
                 path = self._data_path(policy.data, data)
@@ -77,7 +85,7 @@ class DemoFederation:
     @staticmethod
     def _data_path(data: str, generated: dict[str, Path]) -> Path:
         if data.startswith(DEMO_PREFIX):
-            clinic = data[len(DEMO_PREFIX):]
+            clinic = data[len(DEMO_PREFIX) :]
             if clinic not in generated:
                 raise ConfigError(f"unknown demo clinic {clinic!r}", key="silo.data")
             return generated[clinic]

@@ -1,1 +1,1 @@
-"""The hub: roster of connected silos, per-query coordination, the hub half of FSA-1, finalization."""
+"""The hub: connected silos, per-query coordination, the hub half of FSA-1, finalization."""

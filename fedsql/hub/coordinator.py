@@ -1,10 +1,9 @@
-"""The hub: admits silos, plans each analyst query, runs FSA-1 over the cohort and finalizes the answer."""
+"""The hub: admits silos, plans each query, runs FSA-1 over the cohort, finalizes the answer."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 import threading
 import time
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from fedsql import __version__
 from fedsql.catalog import Contract
 from fedsql.errors import (
     BudgetExhausted,
@@ -22,7 +20,7 @@ from fedsql.errors import (
     QueryRejected,
     QuorumNotMet,
 )
-from fedsql.hub.finalize import finalize, sigma_released
+from fedsql.hub.finalize import finalize
 from fedsql.hub.query_run import QueryRun
 from fedsql.hub.registry import ConnectedSilo, Registry, now_ms
 from fedsql.hub.translate import (
@@ -33,7 +31,7 @@ from fedsql.hub.translate import (
 )
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
-from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode
+from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode, spec_for_measure
 from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster, RosterEntry
 from fedsql.sql import plan_query
 from fedsql.sql.params_codec import decode_params
@@ -41,7 +39,6 @@ from fedsql.sql.plan import FederatedPlan
 from fedsql.transport.messages import (
     Abort,
     Accepted,
-    ConnectedSilo as ConnectedSiloInfo,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -53,6 +50,9 @@ from fedsql.transport.messages import (
     StatusReply,
     UnmaskResponse,
     Welcome,
+)
+from fedsql.transport.messages import (
+    ConnectedSilo as ConnectedSiloInfo,
 )
 from fedsql.transport.server import SiloChannel
 
@@ -77,8 +77,12 @@ class Prepared:
 def _measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
     return [
         MeasureSpec(
-            name=m.name, sensitivity=m.sensitivity, clip=m.clip, integral=m.integral,
-            cells=plan.cells, row_cap=plan.row_cap,
+            name=m.name,
+            sensitivity=m.sensitivity,
+            clip=m.clip,
+            integral=m.integral,
+            cells=plan.cells,
+            row_cap=plan.row_cap,
         )
         for m in plan.measures
     ]
@@ -204,7 +208,8 @@ class Hub:
         needed = self.contract.secagg.n_min
         if n < needed:
             raise QuorumNotMet(
-                f"{n} silo(s) connected; this federation needs at least {needed} to release anything"
+                f"{n} silo(s) connected; this federation needs at least {needed} to release "
+                "anything"
             )
         visible: dict[str, tuple[str, ...]] = {}
         first = dict(silos[0].hello.shared)
@@ -220,7 +225,9 @@ class Hub:
         noise: NoisePlan | None = None
         if self.noise:
             noise = plan_noise(
-                float(epsilon), self.contract.delta, _measure_specs(plan),
+                float(epsilon),
+                self.contract.delta,
+                _measure_specs(plan),
                 self.contract.secagg.m_min(n),
             )
         encoding = self._encoding(plan, noise, n)
@@ -248,23 +255,26 @@ class Hub:
                     )
             return micro_to_epsilon(micro)
         return micro_to_epsilon(
-            min(epsilon_to_micro(repr(self.contract.default_epsilon)),
-                epsilon_to_micro(repr(lowest)))
+            min(
+                epsilon_to_micro(repr(self.contract.default_epsilon)),
+                epsilon_to_micro(repr(lowest)),
+            )
         )
 
     def _encoding(
         self, plan: FederatedPlan, noise: NoisePlan | None, n: int
     ) -> tuple[CoordinateSpec, ...]:
-        rows = self.contract.secagg.max_rows_per_silo
-        specs = []
-        for j, m in enumerate(plan.measures):
-            if noise is None:
-                frac, sigma_total = (0 if m.integral else 16), 0.0
-            else:
-                mn = noise.measures[j]
-                frac, sigma_total = mn.frac_bits, math.sqrt(n) * mn.sigma_local_encoded
-            specs.append(CoordinateSpec(bound=m.clip * rows, frac_bits=frac, sigma_total=sigma_total))
-        return tuple(specs)
+        return tuple(
+            spec_for_measure(
+                m.clip,
+                m.integral,
+                self.contract.secagg.max_rows_per_silo,
+                n,
+                None if noise is None else noise.measures[j].frac_bits,
+                0.0 if noise is None else noise.measures[j].sigma_local_encoded,
+            )
+            for j, m in enumerate(plan.measures)
+        )
 
     def explain(self, prepared: Prepared) -> list[str]:
         """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
@@ -278,7 +288,8 @@ class Hub:
             f"vector of {plan.dimension}"
         )
         lines.append(
-            f"cohort: {n} silo(s); secure aggregation threshold t={self.contract.secagg.threshold_for(n)}, "
+            f"cohort: {n} silo(s); secure aggregation threshold "
+            f"t={self.contract.secagg.threshold_for(n)}, "
             f"noise sized for m_min={self.contract.secagg.m_min(n)} honest silos"
         )
         if noise is None:
@@ -289,7 +300,7 @@ class Hub:
                 f"(rho={noise.rho:.6g} zCDP), split equally across measures"
             )
             for m, mn in zip(plan.measures, noise.measures, strict=True):
-                sigma = sigma_released(mn.sigma_local_encoded, mn.frac_bits, noise.m_min)
+                sigma = noise.sigma_released(m.name, noise.m_min)
                 lines.append(
                     f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g}, "
                     f"noise sd >= {sigma:.4g} (value units), 95% margin ±{1.96 * sigma:.4g}"
@@ -301,8 +312,12 @@ class Hub:
         prepared = self.prepare(req)
         if req.explain_only:
             return ExecuteReply(
-                result_ipc=b"", stats_ipc=b"", report_json="",
-                explain=tuple(self.explain(prepared)), epsilon_spent="0", silos=(),
+                result_ipc=b"",
+                stats_ipc=b"",
+                report_json="",
+                explain=tuple(self.explain(prepared)),
+                epsilon_spent="0",
+                silos=(),
             )
         return self._run(req, prepared)
 
@@ -321,9 +336,10 @@ class Hub:
             dimension=plan.dimension,
             encoding=prepared.encoding,
             cells=plan.cells,
-            sigma_loc=tuple(
-                0.0 if noise is None else mn.sigma_local_encoded
-                for mn in (noise.measures if noise else [None] * len(plan.measures))  # type: ignore[union-attr]
+            sigma_loc=(
+                tuple(0.0 for _ in plan.measures)
+                if noise is None
+                else tuple(mn.sigma_local_encoded for mn in noise.measures)
             ),
             rho_charge="0" if noise is None else repr(noise.rho),
             epsilon_charge=prepared.epsilon,
@@ -390,7 +406,10 @@ class Hub:
             return BudgetExhausted(f"not enough silos have budget left for this query ({detail})")
         statuses = ", ".join(f"{s} {o.status}" for s, o in sorted(run.outcomes.items()))
         needed = self.contract.secagg.survivors_needed(len(run.cohort))
-        msg = f"only {len(run.uploads)} silo(s) contributed; at least {needed} are needed ({statuses})"
+        msg = (
+            f"only {len(run.uploads)} silo(s) contributed; at least {needed} are needed "
+            f"({statuses})"
+        )
         if detail:
             msg += f"; refusals: {detail}"
         return QuorumNotMet(msg)
@@ -407,8 +426,7 @@ class Hub:
         plan, noise = prepared.plan, prepared.noise
         k = len(survivors)
         sigmas = [
-            0.0 if noise is None else sigma_released(mn.sigma_local_encoded, mn.frac_bits, k)
-            for mn in (noise.measures if noise is not None else plan.measures)  # type: ignore[attr-defined]
+            0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures
         ]
         by_id = {s.silo_id: s for s in prepared.silos}
         min_group = max(by_id[s].hello.min_group_size for s in survivors)
@@ -441,7 +459,11 @@ class Hub:
         }
         log.info(
             "query done: analyst=%s plan=%s epsilon=%s survivors=%d cells=%d",
-            req.analyst, plan.plan_hash[:12], prepared.epsilon, k, plan.cells,
+            req.analyst,
+            plan.plan_hash[:12],
+            prepared.epsilon,
+            k,
+            plan.cells,
         )
         return ExecuteReply(
             result_ipc=_ipc(fin.result),

@@ -1,8 +1,7 @@
-"""Turn noisy per-cell totals into the analyst's answer: suppression, finalize SQL in DuckDB, intervals."""
+"""Noisy per-cell totals to the analyst's answer: suppression, finalize SQL in DuckDB, intervals."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,9 +37,7 @@ class Finalized:
     suppressed_cells: int
 
 
-def partials_table(
-    plan: FederatedPlan, values: np.ndarray, suppressed: np.ndarray
-) -> pa.Table:
+def partials_table(plan: FederatedPlan, values: np.ndarray, suppressed: np.ndarray) -> pa.Table:
     """Build ``partials(__cell, keys..., measures...)``; suppressed cells carry NULL measures.
 
     Args:
@@ -171,11 +168,3 @@ def finalize(
         suppressed_cells=int(suppressed.sum()),
     )
 
-
-def sigma_released(sigma_local_encoded: float, frac_bits: int, survivors: int) -> float:
-    """Standard deviation, in value units, of noise summed over ``survivors`` silos' shares.
-
-    >>> round(sigma_released(4.0, 0, 4), 6)
-    8.0
-    """
-    return math.sqrt(survivors) * sigma_local_encoded / (2**frac_bits)

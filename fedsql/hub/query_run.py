@@ -85,8 +85,10 @@ class QueryRun:
         with self.cond:
             while True:
                 pending = [
-                    s for s in self.cohort
-                    if s not in self.uploads and s not in self.gone
+                    s
+                    for s in self.cohort
+                    if s not in self.uploads
+                    and s not in self.gone
                     and self.outcomes[s].status != "refused"
                 ]
                 left = deadline - time.monotonic()

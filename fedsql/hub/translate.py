@@ -1,4 +1,4 @@
-"""Translate between transport messages and the secure-aggregation protocol's own values (hub side)."""
+"""Translate between transport messages and the secure-aggregation protocol's values (hub side)."""
 
 from __future__ import annotations
 

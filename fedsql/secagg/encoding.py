@@ -276,3 +276,46 @@ def decode(
     scales = np.array([math.ldexp(1.0, -s.frac_bits) for s in specs], dtype=np.float64)
     out: NDArray[np.float64] = (z.astype(np.float64) * scales).reshape(cells * m)
     return out
+
+
+#: Largest fraction precision used when no noise is added (test mode).
+EXACT_FRAC_BITS = 40
+
+
+def spec_for_measure(
+    clip: float,
+    integral: bool,
+    rows_per_silo: int,
+    n: int,
+    frac_bits: int | None,
+    sigma_local: float,
+) -> CoordinateSpec:
+    """The encoding of one measure, as hub and silos both derive it from the plan.
+
+    Args:
+        clip: Largest |value| one row adds (1 for counts, B for sums).
+        integral: Rows add whole numbers.
+        rows_per_silo: The contract's bound on rows a silo may sum.
+        n: Cohort size.
+        frac_bits: Fraction bits chosen by noise calibration, or None when no noise is added; then
+            integral measures use 0 and others the finest precision the overflow bound allows.
+        sigma_local: Each silo's noise scale in encoded units (0 without noise).
+
+    Returns:
+        The coordinate spec, with the total noise of ``n`` shares.
+
+    >>> spec_for_measure(1.0, True, 1000, 4, None, 0.0).frac_bits
+    0
+    >>> spec_for_measure(70.0, False, 10**8, 4, None, 0.0).frac_bits
+    26
+    """
+    bound = clip * rows_per_silo
+    sigma_total = math.sqrt(n) * sigma_local
+    if frac_bits is not None:
+        return CoordinateSpec(bound=bound, frac_bits=frac_bits, sigma_total=sigma_total)
+    if integral:
+        return CoordinateSpec(bound=bound, frac_bits=0, sigma_total=sigma_total)
+    room = math.floor(math.log2(HEADROOM / (n * bound))) - 1 if n * bound > 0 else EXACT_FRAC_BITS
+    return CoordinateSpec(
+        bound=bound, frac_bits=max(0, min(EXACT_FRAC_BITS, room)), sigma_total=sigma_total
+    )

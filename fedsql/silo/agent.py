@@ -1,4 +1,4 @@
-"""The silo agent: dials the hub, admits or refuses each query, computes, noises and masks its share."""
+"""The silo agent: dials the hub, admits or refuses queries, computes, noises, masks its share."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedsql import __version__
+from fedsql.version import __version__
 from fedsql.catalog import Contract, SiloPolicy
 from fedsql.errors import BudgetExhausted, ConfigError, Error, ProtocolError
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
@@ -22,7 +22,6 @@ from fedsql.privacy.noise import sample_discrete_gaussian
 from fedsql.secagg.encoding import encode
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import (
-    Descriptor,
     Roster,
     RosterEntry,
     SiloSession,
@@ -32,7 +31,7 @@ from fedsql.secagg.protocol import (
 )
 from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
-from fedsql.silo.translate import descriptor_from_request, upload_to_message, response_to_message
+from fedsql.silo.translate import descriptor_from_request, response_to_message, upload_to_message
 from fedsql.silo.vector import dense_vector
 from fedsql.sql.plan import SALT_PARAM
 from fedsql.transport.client import HubConnection, connect_to_hub
@@ -115,7 +114,8 @@ class SiloAgent:
             table = self.contract.table(name)
             if table is None or name not in tables:
                 raise ConfigError(
-                    f"shared table {name} is missing from the clinic's database", key=f"share.{name}"
+                    f"shared table {name} is missing from the clinic's database",
+                    key=f"share.{name}",
                 )
             for col in columns:
                 if col not in tables[name]:
@@ -169,9 +169,8 @@ class SiloAgent:
             self._pool.submit(self._guarded, self._on_query, msg)
         elif isinstance(msg, UnmaskRequest):
             self._pool.submit(self._guarded, self._on_unmask, msg)
-        elif isinstance(msg, Abort):
-            if self._session is not None:
-                self._session.abort(msg.qid)
+        elif isinstance(msg, Abort) and self._session is not None:
+            self._session.abort(msg.qid)
 
     def _guarded(self, fn: Callable[[object], None], msg: object) -> None:
         try:
@@ -239,7 +238,10 @@ class SiloAgent:
         budget = epsilon_to_micro(repr(float(self.policy.budget_for(request.analyst))))
         try:
             left = self.ledger.charge(
-                request.analyst, request.qid.hex(), admission.epsilon_micro, budget,
+                request.analyst,
+                request.qid.hex(),
+                admission.epsilon_micro,
+                budget,
                 note=admission.plan.plan_hash,
             )
         except (BudgetExhausted, ProtocolError) as exc:
@@ -247,8 +249,9 @@ class SiloAgent:
             self._refuse(request, type(exc).__name__, str(exc))
             return
         self.stats.admitted += 1
-        self._send(Accepted(qid=request.qid, silo_id=self.silo_id,
-                            budget_remaining=micro_to_epsilon(left)))
+        self._send(
+            Accepted(qid=request.qid, silo_id=self.silo_id, budget_remaining=micro_to_epsilon(left))
+        )
         try:
             vector = self._compute(admission, request)
             upload = session.upload(descriptor, vector)
@@ -273,8 +276,12 @@ class SiloAgent:
         if admission.noise is not None:
             n_measures = len(plan.measures)
             for j, mn in enumerate(admission.noise.measures):
-                assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(mn.sigma_local_encoded)
-                encoded[j::n_measures] += sample_discrete_gaussian(mn.sigma_local_encoded, plan.cells)
+                assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(
+                    mn.sigma_local_encoded
+                )
+                encoded[j::n_measures] += sample_discrete_gaussian(
+                    mn.sigma_local_encoded, plan.cells
+                )
         del values
         return encoded
 

@@ -1,4 +1,4 @@
-"""The silo's locked-down DuckDB engine: read-only, no external access, configuration locked, timeouts."""
+"""The silo's locked-down DuckDB engine: read-only, no external access, locked config, timeouts."""
 
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ class Engine:
         except duckdb.Error as exc:
             if timed_out.is_set():
                 raise QueryTimeout(
-                    f"the partial query exceeded the silo's limit of {timeout_s:g} s and was stopped"
+                    f"the partial query exceeded the silo's limit of {timeout_s:g} s and "
+                    "was stopped"
                 ) from None
             log.error("partial query failed in DuckDB: %s", type(exc).__name__)
             raise InternalError(

@@ -15,7 +15,7 @@ from fedsql.catalog import Contract, SiloPolicy
 from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
-from fedsql.secagg.encoding import CoordinateSpec, check_plan
+from fedsql.secagg.encoding import CoordinateSpec, check_plan, spec_for_measure
 from fedsql.sql import plan_query
 from fedsql.sql.params_codec import decode_params
 from fedsql.sql.plan import FederatedPlan
@@ -50,17 +50,18 @@ def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
 def encoding_for(
     plan: FederatedPlan, noise: NoisePlan | None, contract: Contract, n: int
 ) -> tuple[CoordinateSpec, ...]:
-    """Per-measure fixed-point encoding: bound = clip x rows per silo, fraction bits, total noise."""
-    rows = contract.secagg.max_rows_per_silo
-    specs = []
-    for j, m in enumerate(plan.measures):
-        if noise is None:
-            frac, sigma_total = (0 if m.integral else 16), 0.0
-        else:
-            mn = noise.measures[j]
-            frac, sigma_total = mn.frac_bits, math.sqrt(n) * mn.sigma_local_encoded
-        specs.append(CoordinateSpec(bound=m.clip * rows, frac_bits=frac, sigma_total=sigma_total))
-    return tuple(specs)
+    """Per-measure fixed-point encoding: bound = clip x rows per silo, fraction bits, noise."""
+    return tuple(
+        spec_for_measure(
+            m.clip,
+            m.integral,
+            contract.secagg.max_rows_per_silo,
+            n,
+            None if noise is None else noise.measures[j].frac_bits,
+            0.0 if noise is None else noise.measures[j].sigma_local_encoded,
+        )
+        for j, m in enumerate(plan.measures)
+    )
 
 
 def _close(a: float, b: float) -> bool:
@@ -115,14 +116,19 @@ def admit(
     noise: NoisePlan | None
     if all(s == 0.0 for s in request.sigma_loc):
         if not testing:
-            raise QueryRejected("noise-off queries are refused: this silo was not started for testing")
+            raise QueryRejected(
+                "noise-off queries are refused: this silo was not started for testing"
+            )
         noise = None
     else:
-        noise = plan_noise(float(request.epsilon_charge), contract.delta, measure_specs(plan),
-                           params_.m_min(n))
+        noise = plan_noise(
+            float(request.epsilon_charge), contract.delta, measure_specs(plan), params_.m_min(n)
+        )
         for asked, mine in zip(request.sigma_loc, noise.measures, strict=True):
             if not _close(asked, mine.sigma_local_encoded):
-                raise ProtocolError("the noise the hub asks for differs from this silo's calibration")
+                raise ProtocolError(
+                    "the noise the hub asks for differs from this silo's calibration"
+                )
     encoding = encoding_for(plan, noise, contract, n)
     if len(request.encoding) != len(encoding) or any(
         e.frac_bits != mine.frac_bits or not _close(e.bound, mine.bound)

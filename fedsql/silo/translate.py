@@ -1,4 +1,4 @@
-"""Translate between transport messages and the secure-aggregation protocol's own values (silo side)."""
+"""Translate between transport messages and the secure-aggregation protocol's values (silo side)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ measures, each group key column by its key column:
 
 The projection query is the SELECT list (outputs then ``__cell``) alone; the finalize query adds
 HAVING (as WHERE), ORDER BY (then ``__cell``, so ties and the default order follow the cell
-layout) and LIMIT / OFFSET. Computed outputs are cast to their declared type.
+layout) and LIMIT / OFFSET. Computed outputs are cast to their declared type. Computed
+expressions are evaluated under ``TRY``: noisy values can make an integer division by zero or an
+overflow, which then gives NULL for that cell instead of failing the whole answer.
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ def build_finalize(
     projection = exp.select(*select_list).from_(PARTIALS_TABLE)
     final = projection.copy()
     if query.having is not None:
-        final = final.where(translator.translate(query.having))
+        final = final.where(translator.guarded(query.having))
     order: list[exp.Expr] = []
     for ordered in query.order:
         translated = ordered.copy()
-        translated.set("this", translator.translate(ordered.this))
+        translated.set("this", translator.guarded(ordered.this))
         order.append(translated)
     order.append(exp.Ordered(this=exp.column(CELL_COLUMN), nulls_first=False))
     final = final.order_by(*order)
@@ -90,6 +92,13 @@ class _Translator:
 
         return expression.transform(rewrite)
 
+    def guarded(self, expression: exp.Expr) -> exp.Expr:
+        """The translation, under TRY unless it is a bare key or aggregate (which cannot fail)."""
+        translated = self.translate(expression)
+        if isinstance(expression, exp.Column | exp.Count | exp.Sum | exp.Avg):
+            return translated
+        return exp.Try(this=translated)
+
     def output(self, name: str, expression: exp.Expr) -> tuple[OutputColumn, exp.Expr]:
         """The output column description and its finalize expression."""
         translated = self.translate(expression)
@@ -113,7 +122,7 @@ class _Translator:
             kind = "avg"
             lower, upper = self._bounds(expression)
         else:
-            translated = exp.Cast(this=translated, to=exp.DataType.build(sql_type))
+            translated = exp.Try(this=exp.Cast(this=translated, to=exp.DataType.build(sql_type)))
         column = OutputColumn(
             name=name, kind=kind, sql_type=sql_type, measures=used, lower=lower, upper=upper
         )

@@ -67,6 +67,8 @@ _BIGINT_NODES: tuple[type[exp.Expr], ...] = (
     exp.Sign,
 )
 _DOUBLE_NODES: tuple[type[exp.Expr], ...] = (
+    exp.Ceil,  # DuckDB's ceil / floor return DOUBLE even for integers
+    exp.Floor,
     exp.Div,
     exp.Pow,
     exp.Sqrt,
@@ -77,8 +79,6 @@ _DOUBLE_NODES: tuple[type[exp.Expr], ...] = (
 _SAME_AS_ARGUMENT: tuple[type[exp.Expr], ...] = (
     exp.Abs,
     exp.Round,
-    exp.Floor,
-    exp.Ceil,
     exp.Trunc,
     exp.Neg,
     exp.Paren,

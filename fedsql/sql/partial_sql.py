@@ -4,7 +4,7 @@ Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo to a fresh random B
 
     WITH __rows AS (
       SELECT "<unit>" AS __unit, rowid AS __rid, "<key col>" AS k0, <value> AS a0, ...
-      FROM "<table>" WHERE <analyst's WHERE, parameters bound>),
+      FROM "<table>" WHERE TRY(<analyst's WHERE, parameters bound>)),
     __capped AS (
       SELECT * FROM __rows
       QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY HASH(__rid, $fedsql_salt)) <= <k>)
@@ -17,6 +17,10 @@ the analyst cannot steer which rows count. A summed column's value is clamped to
 
 The NULL guard matters: DuckDB's LEAST / GREATEST skip NULL arguments, so without it a NULL
 would become L and be counted and summed.
+
+The WHERE condition is evaluated under ``TRY``: a row whose condition raises (a division by
+zero, a failed CAST, an overflow) is left out instead of failing the query. Otherwise whether a
+query fails would depend on, and so reveal, the values of single rows.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def build_partial_sql(query: Query, keys: tuple[KeySpace, ...], measures: Measur
         exp.Table(this=exp.to_identifier(table.name, quoted=True))
     )
     if query.where is not None:
-        rows = rows.where(quote_columns(query.where))
+        rows = rows.where(exp.Try(this=quote_columns(query.where)))
 
     rank = exp.Window(
         this=exp.RowNumber(),

@@ -117,7 +117,7 @@ class FederatedPlan:
         index: dict[tuple[KeyValue, ...], int] = {(): 0}
         for key in self.keys:
             index = {
-                old + (val,): pos * len(key.values) + j
+                (*old, val): pos * len(key.values) + j
                 for old, pos in index.items()
                 for j, val in enumerate(key.values)
             }

@@ -1,0 +1,65 @@
+"""Shared fixtures: the demo data, DuckDB over their union (the oracle), and demo federations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import fedsql
+from fedsql.demo.federation import DemoFederation
+from fedsql.demo.generator import ensure_demo_data
+
+SHARED_TABLES = ("patients", "visits", "labs")
+#: Policy changes for federation tests: budgets large enough for many queries.
+TEST_BUDGETS = {"budget_epsilon": 100_000.0}
+
+
+def union_connection(files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose tables are views over the UNION ALL of every clinic's table."""
+    conn = duckdb.connect()
+    for i, path in enumerate(files.values()):
+        conn.execute(f"ATTACH '{path}' AS c{i} (READ_ONLY)")
+    for table in SHARED_TABLES:
+        parts = " UNION ALL ".join(f"SELECT * FROM c{i}.{table}" for i in range(len(files)))
+        conn.execute(f"CREATE VIEW {table} AS {parts}")
+    return conn
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> dict[str, Path]:
+    """The demo clinics' database files (generated once, cached)."""
+    return ensure_demo_data()
+
+
+@pytest.fixture(scope="session")
+def pooled(demo_data: dict[str, Path]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """DuckDB over the pooled data of all four clinics."""
+    conn = union_connection(demo_data)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def oracle_federation(demo_data: dict[str, Path]) -> Iterator[DemoFederation]:
+    """The demo federation in test mode with noise off and suppression only of empty cells."""
+    with DemoFederation(
+        noise=False, testing=True, policy_overrides={**TEST_BUDGETS, "min_group_size": 1}
+    ) as fed:
+        yield fed
+
+
+@pytest.fixture(scope="session")
+def noisy_federation(demo_data: dict[str, Path]) -> Iterator[DemoFederation]:
+    """The demo federation with noise on, no suppression, and large budgets."""
+    with DemoFederation(policy_overrides={**TEST_BUDGETS, "min_group_size": 0}) as fed:
+        yield fed
+
+
+@pytest.fixture
+def oracle_cursor(oracle_federation: DemoFederation) -> Iterator[fedsql.Cursor]:
+    """A cursor on the noise-off federation."""
+    with fedsql.connect(oracle_federation.target, analyst="tester") as conn:
+        yield conn.cursor()

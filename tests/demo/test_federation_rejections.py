@@ -1,0 +1,90 @@
+"""Every class of rejected SQL fails clearly before any silo runs SQL or spends anything."""
+
+from __future__ import annotations
+
+import pytest
+
+import fedsql
+from fedsql import errors
+from fedsql.demo.federation import DemoFederation
+
+REJECTED: list[tuple[str, type[Exception], str]] = [
+    ("SELEC COUNT(*) FROM patients", errors.SQLSyntaxError, ""),
+    ("CREATE TABLE x (a INT)", errors.NotSupportedError, ""),
+    ("DROP TABLE patients", errors.NotSupportedError, ""),
+    ("INSERT INTO patients VALUES (1)", errors.NotSupportedError, ""),
+    ("UPDATE patients SET age = 1", errors.NotSupportedError, ""),
+    ("DELETE FROM patients", errors.NotSupportedError, ""),
+    ("PRAGMA database_list", errors.NotSupportedError, ""),
+    ("SET threads = 1", errors.NotSupportedError, ""),
+    ("COPY patients TO 'x.csv'", errors.NotSupportedError, ""),
+    ("ATTACH 'x.duckdb' AS x", errors.NotSupportedError, ""),
+    ("INSTALL httpfs", errors.NotSupportedError, ""),
+    ("LOAD httpfs", errors.NotSupportedError, ""),
+    ("SELECT COUNT(*) FROM patients; SELECT COUNT(*) FROM visits", errors.QueryRejected, ""),
+    ("SELECT * FROM patients", errors.QueryRejected, "*"),
+    ("FROM patients", errors.QueryRejected, ""),
+    ("FROM patients SELECT COUNT(*)", errors.QueryRejected, ""),
+    ("SELECT age FROM patients", errors.QueryRejected, "age"),
+    (
+        "SELECT patient_id, COUNT(*) FROM patients GROUP BY patient_id",
+        errors.QueryRejected,
+        "patient_id",
+    ),
+    ("SELECT SUM(patient_id) FROM patients", errors.QueryRejected, "patient_id"),
+    ("SELECT COUNT(*) FROM patients WHERE md5(sex) = 'x'", errors.QueryRejected, "md5"),
+    ("SELECT COUNT(*) FROM read_csv('/etc/passwd')", errors.QueryRejected, ""),
+    ("SELECT MIN(age) FROM patients", errors.QueryRejected, "quantile"),
+    ("SELECT COUNT(*) FROM nosuchtable", errors.UnknownObject, "nosuchtable"),
+    ("SELECT COUNT(name) FROM patients", errors.UnknownObject, "name"),
+    ("SELECT COUNT(*) FROM patients WHERE zip = '94110'", errors.UnknownObject, "zip"),
+    ('SELECT COUNT("Name") FROM patients', errors.UnknownObject, "name"),
+    ("SELECT COUNT(ZIP) FROM patients", errors.UnknownObject, "zip"),
+    ("SELECT COUNT(*) FROM main.patients", errors.UnknownObject, ""),
+    ("SELECT COUNT(*) FROM staff_notes", errors.UnknownObject, "staff_notes"),
+    ("SELECT bmi, COUNT(*) FROM patients GROUP BY bmi", errors.QueryRejected, "domain"),
+]
+
+
+def _executed(fed: DemoFederation) -> int:
+    return sum(agent.stats.executed for agent in fed.silos.values())
+
+
+@pytest.mark.parametrize(("sql", "error", "fragment"), REJECTED, ids=[r[0][:50] for r in REJECTED])
+def test_rejected_before_any_silo_runs_sql(
+    oracle_federation: DemoFederation, sql: str, error: type[Exception], fragment: str
+) -> None:
+    before = _executed(oracle_federation)
+    spent = {s: a.ledger.spent("rejections") for s, a in oracle_federation.silos.items()}
+    with (
+        fedsql.connect(oracle_federation.target, analyst="rejections") as conn,
+        pytest.raises(error) as info,
+    ):
+        conn.cursor().execute(sql)
+    assert fragment.lower() in str(info.value).lower()
+    assert _executed(oracle_federation) == before
+    assert {s: a.ledger.spent("rejections") for s, a in oracle_federation.silos.items()} == spent
+
+
+def test_epsilon_above_a_clinics_cap_is_refused_up_front(
+    oracle_federation: DemoFederation,
+) -> None:
+    before = _executed(oracle_federation)
+    with (
+        fedsql.connect(oracle_federation.target, analyst="rejections") as conn,
+        pytest.raises(errors.QueryRejected, match="cap"),
+    ):
+        conn.cursor().execute("SELECT COUNT(*) FROM patients", epsilon=5.0)
+    assert _executed(oracle_federation) == before
+
+
+def test_silos_not_in_test_mode_refuse_noise_off_queries(demo_data: object) -> None:
+    with DemoFederation(noise=False, testing=True) as fed:
+        for agent in fed.silos.values():
+            agent.testing = False
+        with (
+            fedsql.connect(fed.target) as conn,
+            pytest.raises(errors.QuorumNotMet, match="noise-off"),
+        ):
+            conn.cursor().execute("SELECT COUNT(*) FROM patients")
+        assert _executed(fed) == 0

@@ -1,0 +1,129 @@
+"""The silo trusts nothing the hub sends: each tampered request is refused by the guard."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fedsql.catalog import Contract, SiloPolicy
+from fedsql.config import load_contract, load_policy
+from fedsql.demo.generator import demo_files
+from fedsql.errors import Error, ProtocolError, QueryRejected, UnknownObject
+from fedsql.privacy.calibrate import plan_noise
+from fedsql.silo.guard import admit, encoding_for, measure_specs
+from fedsql.sql import plan_query
+from fedsql.transport.messages import EncodingEntry, QueryRequest
+
+SQL = "SELECT sex, AVG(bmi) FROM patients WHERE age >= ? GROUP BY sex"
+PARAMS = "[40]"
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    return load_contract(demo_files() / "contract.toml")
+
+
+@pytest.fixture(scope="module")
+def policy(contract: Contract) -> SiloPolicy:
+    return load_policy(demo_files() / "mumbai.toml", contract)
+
+
+def honest_request(contract: Contract, policy: SiloPolicy, *, noise: bool = True) -> QueryRequest:
+    """A request exactly as an honest hub would build it for a 4-silo cohort."""
+    plan = plan_query(SQL, [40], contract, policy.shared)
+    n = 4
+    nplan = (
+        plan_noise(0.5, contract.delta, measure_specs(plan), contract.secagg.m_min(n))
+        if noise
+        else None
+    )
+    enc = encoding_for(plan, nplan, contract, n)
+    return QueryRequest(
+        version=1,
+        fed_id=contract.federation_id,
+        roster_version=1,
+        epoch=0,
+        qid=b"q" * 16,
+        cohort=("mumbai", "san-francisco", "seoul", "sydney"),
+        threshold=contract.secagg.threshold_for(n),
+        n_min=contract.secagg.n_min,
+        dimension=plan.dimension,
+        cells=plan.cells,
+        encoding=tuple(EncodingEntry(e.bound, e.frac_bits, e.sigma_total) for e in enc),
+        sigma_loc=tuple(0.0 for _ in plan.measures)
+        if nplan is None
+        else tuple(m.sigma_local_encoded for m in nplan.measures),
+        rho_charge="0" if nplan is None else repr(nplan.rho),
+        epsilon_charge="0.5",
+        analyst="alice",
+        plan_hash=plan.plan_hash,
+        sql=SQL,
+        params_json=PARAMS,
+        deadline_ms=0,
+    )
+
+
+def test_honest_request_is_admitted(contract: Contract, policy: SiloPolicy) -> None:
+    admission = admit(honest_request(contract, policy), contract, policy, testing=False)
+    assert admission.epsilon_micro == 500_000
+    assert admission.noise is not None
+
+
+def _tampered(req: QueryRequest, field: str) -> QueryRequest:
+    changes: dict[str, object] = {
+        "fed_id": {"fed_id": "another-federation"},
+        "plan_hash": {"plan_hash": "0" * 64},
+        "sql": {"sql": SQL.replace("AVG(bmi)", "COUNT(zip)")},
+        "sql_same_hash_other_table": {"sql": SQL.replace("patients", "staff_notes")},
+        "params": {"params_json": "[41]"},
+        "epsilon_over_cap": {"epsilon_charge": "1.5"},
+        "halved_sigma": {"sigma_loc": tuple(s / 2 for s in req.sigma_loc)},
+        "frac_bits": {
+            "encoding": tuple(
+                dataclasses.replace(e, frac_bits=e.frac_bits + 1) for e in req.encoding
+            )
+        },
+        "threshold": {"threshold": req.threshold + 1},
+        "layout": {"dimension": req.dimension + 1},
+    }[field]
+    return dataclasses.replace(req, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "error"),
+    [
+        ("fed_id", ProtocolError),
+        ("plan_hash", ProtocolError),
+        ("sql", UnknownObject),
+        ("sql_same_hash_other_table", UnknownObject),
+        ("params", ProtocolError),
+        ("epsilon_over_cap", QueryRejected),
+        ("halved_sigma", ProtocolError),
+        ("frac_bits", ProtocolError),
+        ("threshold", ProtocolError),
+        ("layout", ProtocolError),
+    ],
+)
+def test_tampered_request_is_refused(
+    contract: Contract, policy: SiloPolicy, field: str, error: type[Error]
+) -> None:
+    req = _tampered(honest_request(contract, policy), field)
+    with pytest.raises(error):
+        admit(req, contract, policy, testing=False)
+
+
+def test_noise_off_only_in_test_mode(contract: Contract, policy: SiloPolicy) -> None:
+    req = honest_request(contract, policy, noise=False)
+    with pytest.raises(QueryRejected, match="not started for testing"):
+        admit(req, contract, policy, testing=False)
+    assert admit(req, contract, policy, testing=True).noise is None
+
+
+@pytest.mark.parametrize(("mode", "fragment"), [("deny", "refuses all"), ("manual", "by hand")])
+def test_approval_modes_refuse(
+    contract: Contract, policy: SiloPolicy, mode: str, fragment: str
+) -> None:
+    strict = dataclasses.replace(policy, approval=mode)
+    with pytest.raises(QueryRejected, match=fragment):
+        admit(honest_request(contract, policy), contract, strict, testing=False)
