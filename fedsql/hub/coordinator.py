@@ -20,7 +20,7 @@ from fedsql.errors import (
     QueryRejected,
     QuorumNotMet,
 )
-from fedsql.hub.finalize import finalize
+from fedsql.hub.finalize import finalize, finalize_engine
 from fedsql.hub.query_run import QueryRun
 from fedsql.hub.registry import ConnectedSilo, Registry, now_ms
 from fedsql.hub.translate import (
@@ -33,8 +33,7 @@ from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode, spec_for_measure
 from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster, RosterEntry
-from fedsql.sql import plan_query
-from fedsql.sql.params_codec import decode_params
+from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.plan import FederatedPlan
 from fedsql.transport.messages import (
     Abort,
@@ -124,6 +123,7 @@ class Hub:
         self._roster_lock = threading.Lock()
         self._runs: dict[bytes, QueryRun] = {}
         self._runs_lock = threading.Lock()
+        self._finalize_engine = finalize_engine()
 
     # -- transport handler ---------------------------------------------------------------
 
@@ -219,8 +219,7 @@ class Hub:
                 common &= set(dict(s.hello.shared).get(table, ()))
             if common:
                 visible[table] = tuple(sorted(common))
-        params = decode_params(req.params_json)
-        plan = plan_query(req.sql, params, self.contract, visible)
+        plan = plan_cached(req.sql, req.params_json, self.contract, visible)
         epsilon = self._epsilon(req.epsilon, silos)
         noise: NoisePlan | None = None
         if self.noise:
@@ -425,12 +424,10 @@ class Hub:
     ) -> ExecuteReply:
         plan, noise = prepared.plan, prepared.noise
         k = len(survivors)
-        sigmas = [
-            0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures
-        ]
+        sigmas = [0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures]
         by_id = {s.silo_id: s for s in prepared.silos}
         min_group = max(by_id[s].hello.min_group_size for s in survivors)
-        fin = finalize(plan, values, sigmas, min_group)
+        fin = finalize(self._finalize_engine, plan, values, sigmas, min_group)
         statuses = []
         for silo_id in run.cohort:
             out = run.outcomes[silo_id]

@@ -82,43 +82,69 @@ def _output_sigmas(
     base: pa.Table,
     sigmas: Sequence[float],
 ) -> dict[str, np.ndarray]:
-    """Delta-method standard deviation of every output column, per cell.
+    """Standard deviation of every released output column, per cell.
 
-    The projection is evaluated at the noisy values and at central differences along each
-    measure; the gradient times each measure's noise gives the output's noise (first order).
+    A COUNT or SUM output is one measure's total, so its noise is that measure's. Any other output
+    (AVG, arithmetic) gets the delta method: the projection is evaluated, in one DuckDB run, at
+    central differences of one noise standard deviation along each measure it depends on, and the
+    gradient times each measure's noise gives the output's (first order).
     """
-    names = [o.name for o in plan.outputs]
     cells = plan.cells
-    var = {o.name: np.zeros(cells) for o in plan.outputs}
-    for j, m in enumerate(plan.measures):
-        sigma = sigmas[j]
-        if sigma <= 0:
+    index = {m.name: j for j, m in enumerate(plan.measures)}
+    out: dict[str, np.ndarray] = {}
+    derived = []
+    for o in plan.outputs:
+        if o.kind == "key":
             continue
-        h = sigma  # a step of one sigma: exact for linear outputs, robust to rounding
-        column = base.column(m.name)
-        shifted = []
-        for sign in (1.0, -1.0):
-            moved = pc.add(column, pa.scalar(sign * h))
-            table = base.set_column(base.schema.get_field_index(m.name), m.name, moved)
-            shifted.append(_run(conn, plan.projection_sql, table))
-        up, down = shifted
-        up_cell = up.column(CELL_COLUMN).to_numpy()
-        down_order = np.argsort(down.column(CELL_COLUMN).to_numpy())
-        up_order = np.argsort(up_cell)
-        cell_ids = up_cell[up_order]
-        for out in plan.outputs:
-            if out.kind == "key" or m.name not in out.measures:
+        if o.kind in ("count", "sum") and len(o.measures) == 1:
+            out[o.name] = np.full(cells, float(sigmas[index[o.measures[0]]]))
+        else:
+            derived.append(o)
+    if not derived:
+        return out
+    moves = [
+        (m.name, sign * sigmas[j])
+        for j, m in enumerate(plan.measures)
+        if sigmas[j] > 0 and any(m.name in o.measures for o in derived)
+        for sign in (1.0, -1.0)
+    ]
+    for o in derived:
+        out[o.name] = np.zeros(cells)
+    if not moves:
+        return out
+    copies = []
+    cell = base.column(CELL_COLUMN)
+    for copy, (name, step) in enumerate(moves):
+        table = base.set_column(
+            base.schema.get_field_index(CELL_COLUMN),
+            CELL_COLUMN,
+            pc.add(cell, pa.scalar(copy * cells, pa.int64())),
+        )
+        pos = table.schema.get_field_index(name)
+        table = table.set_column(pos, name, pc.add(table.column(name), pa.scalar(step)))
+        copies.append(table)
+    moved = _run(conn, plan.projection_sql, pa.concat_tables(copies))
+    order = np.argsort(moved.column(CELL_COLUMN).to_numpy())
+    variance = {o.name: np.zeros(cells) for o in derived}
+    for o in derived:
+        values = _floats(moved.column(o.name))[order].reshape(len(moves), cells)
+        for pair in range(0, len(moves), 2):
+            name, step = moves[pair]
+            if name not in o.measures:
                 continue
-            hi = _floats(up.column(out.name))[up_order]
-            lo = _floats(down.column(out.name))[down_order]
-            grad = (hi - lo) / (2 * h)
-            grad = np.where(np.isfinite(grad), grad, np.nan)
-            var[out.name][cell_ids] += (grad * sigma) ** 2
-    del names
-    return {k: np.sqrt(v) for k, v in var.items()}
+            grad = (values[pair] - values[pair + 1]) / (2 * step)
+            variance[o.name] += (grad * step) ** 2
+        out[o.name] = np.sqrt(variance[o.name])
+    return out
+
+
+def finalize_engine() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for finalize SQL: no file or network access, one per hub."""
+    return duckdb.connect(config={"enable_external_access": False, "threads": 1})
 
 
 def finalize(
+    engine: duckdb.DuckDBPyConnection,
     plan: FederatedPlan,
     values: np.ndarray,
     sigmas: Sequence[float],
@@ -130,6 +156,7 @@ def finalize(
     this is post-processing of a noisy value and costs no privacy.
 
     Args:
+        engine: The hub's finalize DuckDB (see :func:`finalize_engine`); a cursor is used.
         plan: The query plan.
         values: Decoded noisy totals (``plan.dimension`` floats, cell-major).
         sigmas: Noise standard deviation of each measure's totals, value units.
@@ -143,12 +170,12 @@ def finalize(
     counts = values.reshape(plan.cells, n_measures)[:, count_j]
     suppressed = counts < min_group_size
     base = partials_table(plan, values, suppressed)
-    conn = duckdb.connect(config={"enable_external_access": False})
+    cursor = engine.cursor()
     try:
-        result = _run(conn, plan.finalize_sql, base)
-        sigma_by_output = _output_sigmas(conn, plan, base, sigmas)
+        result = _run(cursor, plan.finalize_sql, base)
+        sigma_by_output = _output_sigmas(cursor, plan, base, sigmas)
     finally:
-        conn.close()
+        cursor.close()
     cells = result.column(CELL_COLUMN).to_numpy()
     stats: dict[str, pa.Array] = {CELL_COLUMN: pa.array(cells)}
     for out in plan.outputs:
@@ -167,4 +194,3 @@ def finalize(
         stats=pa.table(stats),
         suppressed_cells=int(suppressed.sum()),
     )
-

@@ -16,8 +16,7 @@ from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, spec_for_measure
-from fedsql.sql import plan_query
-from fedsql.sql.params_codec import decode_params
+from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.plan import FederatedPlan
 from fedsql.transport.messages import QueryRequest
 
@@ -96,8 +95,7 @@ def admit(
         raise QueryRejected("this clinic currently refuses all queries (approval mode deny)")
     if policy.approval == "manual":
         raise QueryRejected("this clinic approves queries by hand, which this silo cannot do yet")
-    params = decode_params(request.params_json)
-    plan = plan_query(request.sql, params, contract, policy.shared)
+    plan = plan_cached(request.sql, request.params_json, contract, policy.shared)
     if plan.plan_hash != request.plan_hash:
         raise ProtocolError("the hub's plan differs from the plan this silo compiled; refusing")
     micro = epsilon_to_micro(request.epsilon_charge)

@@ -12,7 +12,12 @@ REPEATS = 12
 
 
 def _residuals(
-    fed: DemoFederation, pooled: duckdb.DuckDBPyConnection, sql: str, truth_sql: str, epsilon: float
+    fed: DemoFederation,
+    pooled: duckdb.DuckDBPyConnection,
+    sql: str,
+    truth_sql: str,
+    epsilon: float,
+    min_size: int = 200,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     truth = dict(pooled.execute(truth_sql).fetchall())
     # Only well-populated cells: a cell whose noisy count falls below zero is suppressed, which
@@ -26,7 +31,7 @@ def _residuals(
             assert cur.privacy is not None and cur.privacy.noise
             stats = cur.privacy.stats.to_pylist()
             for (key, value), st in zip(cur.fetchall(), stats, strict=True):
-                if sizes.get(key, 0) < 200:
+                if sizes.get(key, 0) < min_size:
                     continue
                 true = float(truth.get(key, 0))
                 residuals.append(float(value) - true)
@@ -80,3 +85,21 @@ def test_noisy_answers_differ_from_the_truth(
         }
     assert values != {truth[0]}
     assert len(values) > 1
+
+
+def test_average_intervals_cover_the_truth(
+    noisy_federation: DemoFederation, pooled: duckdb.DuckDBPyConnection
+) -> None:
+    # AVG's sigma comes from the delta method over its SUM and COUNT; at small epsilon the noise is
+    # large enough to be measured against the noise-free mean of each age.
+    res, sig, covered = _residuals(
+        noisy_federation,
+        pooled,
+        "SELECT age, AVG(bmi) AS v FROM patients GROUP BY age",
+        "SELECT age, AVG(bmi) FROM patients GROUP BY age",
+        epsilon=0.1,
+        min_size=2000,
+    )
+    ratio = np.std(res / sig)
+    assert 0.85 < ratio < 1.15, ratio
+    assert 0.92 < covered.mean() < 0.98
