@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fedsql.version import __version__
-
 from fedsql.errors import (
     DatabaseError,
     DataError,
@@ -16,6 +14,7 @@ from fedsql.errors import (
     ProgrammingError,
     Warning,
 )
+from fedsql.version import __version__
 
 #: PEP 249: the DB-API level this module implements.
 apilevel = "2.0"

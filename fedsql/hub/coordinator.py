@@ -33,8 +33,8 @@ from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode, spec_for_measure
 from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster, RosterEntry
-from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.plan import FederatedPlan
+from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
     Accepted,

@@ -3,6 +3,11 @@
 Pure state machine, no I/O: the hub feeds it messages and sends what it returns. It never
 learns more than the protocol reveals by design: the masked sum over the survivors.
 Uploads are summed as they arrive, so memory stays O(d) whatever the cohort size.
+
+With a ``signer`` (the coordinator's Ed25519 key, pinned in the roster) the session signs the
+descriptor, every unmask request and the abort notice; it checks the signature of every upload
+and response from a silo whose roster entry carries an Ed25519 key, which in a signed roster is
+every silo.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from numpy.typing import NDArray
 
 from fedsql.errors import ProtocolError, QuorumNotMet
 from fedsql.secagg import aead, masks, prg, shamir
+from fedsql.secagg.identity import IdentityKey, sign_message, verify_message
 from fedsql.secagg.messages import (
+    Abort,
     Descriptor,
     MaskedUpload,
     Roster,
@@ -24,7 +31,7 @@ from fedsql.secagg.messages import (
     UnmaskResponse,
     vector_from_bytes,
 )
-from fedsql.secagg.silo_session import check_descriptor
+from fedsql.secagg.validation import check_descriptor
 
 __all__ = ["MAX_SHARE_SUBSETS", "CoordinatorSession", "CoordinatorState"]
 
@@ -57,21 +64,43 @@ class CoordinatorSession:
     Not thread-safe: drive one session from one thread (the hub's per-query runner).
 
     Args:
-        desc: The query descriptor sent to the cohort.
+        desc: The query descriptor for the cohort. With a ``signer``, an unsigned descriptor
+            is signed and a signed one must verify. Send :attr:`desc` (the signed one) as M0.
         roster: The roster the descriptor refers to.
         c_max: The largest number of silos assumed to collude with the coordinator.
+        signer: The coordinator's Ed25519 key. Required when the roster pins a coordinator
+            key, and then it must be that key.
 
     Raises:
-        ProtocolError: If the descriptor is inconsistent with the roster or its threshold and
-            n_min break the FSA-1 constraints.
+        ProtocolError: If the descriptor is inconsistent with the roster, its threshold and
+            n_min break the FSA-1 constraints, its signature does not verify, or the signer
+            is missing or is not the key the roster pins.
         QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
     """
 
-    def __init__(self, desc: Descriptor, roster: Roster, c_max: int) -> None:
+    def __init__(
+        self,
+        desc: Descriptor,
+        roster: Roster,
+        c_max: int,
+        *,
+        signer: IdentityKey | None = None,
+    ) -> None:
         if c_max < 0:
             raise ProtocolError("c_max cannot be negative")
+        pinned = roster.coordinator_public
+        if pinned and (signer is None or signer.public_bytes != pinned):
+            raise ProtocolError(
+                f"roster version {roster.version} pins a coordinator key; the session needs "
+                "that key to sign with"
+            )
         check_descriptor(desc, roster, c_max)
+        if signer is not None and desc.signature:
+            verify_message(desc, signer.public_bytes, "the query descriptor")
+        elif signer is not None:
+            desc = sign_message(desc, signer)
         self.desc = desc
+        self._signer = signer
         self.roster = roster
         self.c_max = c_max
         self.hq = desc.digest()
@@ -117,6 +146,13 @@ class CoordinatorSession:
 
     # -- round 1 ----------------------------------------------------------------------------
 
+    def _check_signature(
+        self, message: MaskedUpload | UnmaskResponse, sender: str, what: str
+    ) -> None:
+        public = self.roster.entry(sender).ed25519_public
+        if public:
+            verify_message(message, public, f"the {what} from {sender}")
+
     def add_upload(self, upload: MaskedUpload) -> None:
         """Accept one masked upload (M1) and add its vector to the running sum.
 
@@ -125,8 +161,9 @@ class CoordinatorSession:
 
         Raises:
             ProtocolError: If round 1 is over, or the upload is for another query or
-                descriptor, comes from outside the cohort, is a duplicate, or has a vector or
-                share list of the wrong shape. A refused upload changes nothing.
+                descriptor, comes from outside the cohort, is a duplicate, is unsigned or
+                badly signed (when the roster lists the sender's Ed25519 key), or has a
+                vector or share list of the wrong shape. A refused upload changes nothing.
         """
         self._require_state(CoordinatorState.COLLECTING, "accept an upload")
         desc, sender = self.desc, upload.silo_id
@@ -147,6 +184,7 @@ class CoordinatorSession:
             )
         if any(len(ct) != aead.CIPHERTEXT_BYTES for ct in ciphertexts.values()):
             raise ProtocolError(f"the upload from {sender} carries a malformed share ciphertext")
+        self._check_signature(upload, sender, "upload")
         np.add(self._total, y, out=self._total)
         self._uploads[sender] = _Upload(upload.commit, ciphertexts)
 
@@ -172,6 +210,10 @@ class CoordinatorSession:
             )
         self._survivors = tuple(sorted(self._uploads))
         self._dropped = tuple(sid for sid in desc.cohort if sid not in self._uploads)
+        # R2 = (qid, hq, S, D) is the same for every survivor, and so is its signature.
+        r2 = UnmaskRequest(desc.qid, self.hq, self._survivors, self._dropped, ())
+        if self._signer is not None:
+            r2 = sign_message(r2, self._signer)
         requests: dict[str, UnmaskRequest] = {}
         for v in self._survivors:
             forwarded = tuple(
@@ -183,8 +225,9 @@ class CoordinatorSession:
                 survivors=self._survivors,
                 dropped=self._dropped,
                 forwarded=forwarded,
+                signature=r2.signature,
             )
-        self._request_digest = next(iter(requests.values())).digest()
+        self._request_digest = r2.digest()
         self._state = CoordinatorState.UNMASKING
         return requests
 
@@ -198,9 +241,10 @@ class CoordinatorSession:
 
         Raises:
             ProtocolError: If round 2 is not open, or the response is for another query or
-                request, comes from a non-survivor, is a duplicate, holds shares of seeds that
-                are not other survivors', or does not hold exactly one mask key per dropped
-                silo. A refused response changes nothing.
+                request, comes from a non-survivor, is a duplicate, is unsigned or badly
+                signed (when the roster lists the sender's Ed25519 key), holds shares of seeds
+                that are not other survivors', or does not hold exactly one mask key per
+                dropped silo. A refused response changes nothing.
         """
         self._require_state(CoordinatorState.UNMASKING, "accept an unmask response")
         sender = response.silo_id
@@ -223,18 +267,22 @@ class CoordinatorSession:
             raise ProtocolError(
                 f"the response from {sender} must hold exactly one mask key per dropped silo"
             )
+        self._check_signature(response, sender, "unmask response")
         self._responses[sender] = response
 
-    def _seed_of(self, owner: str) -> bytes:
+    def _shares_by_owner(self) -> dict[str, dict[int, bytes]]:
+        """Every returned seed share, grouped by seed owner and keyed by the holder's index."""
+        by_owner: dict[str, dict[int, bytes]] = {u: {} for u in self._survivors}
+        for holder, response in self._responses.items():
+            index = self.roster.entry(holder).index
+            for owner, share in response.seed_shares:
+                if owner != holder:  # add_response admits only other survivors' seeds
+                    by_owner[owner][index] = share
+        return by_owner
+
+    def _seed_of(self, owner: str, held: dict[int, bytes]) -> bytes:
         """Reconstruct survivor ``owner``'s self-mask seed and check it against its commitment."""
         threshold = self.desc.threshold
-        held: dict[int, bytes] = {}
-        for holder, response in self._responses.items():
-            if holder == owner:
-                continue
-            for share_owner, share in response.seed_shares:
-                if share_owner == owner:
-                    held[self.roster.entry(holder).index] = share
         if len(held) < threshold:
             raise QuorumNotMet(
                 f"only {len(held)} shares of survivor {owner}'s seed arrived and {threshold} "
@@ -281,7 +329,8 @@ class CoordinatorSession:
                     "unmask request while silos dropped, so their masks cannot be removed; "
                     "the query is aborted, retry it with a new query id"
                 )
-            seeds = {u: self._seed_of(u) for u in self._survivors}
+            held = self._shares_by_owner()
+            seeds = {u: self._seed_of(u, held[u]) for u in self._survivors}
         except (QuorumNotMet, ProtocolError):
             self.abort()
             raise
@@ -296,8 +345,17 @@ class CoordinatorSession:
         self._state = CoordinatorState.FINISHED
         return total.copy()
 
-    def abort(self) -> None:
-        """Abort the query; no further message is accepted."""
+    def abort(self, reason: str = "aborted") -> Abort:
+        """Abort the query; no further message is accepted.
+
+        Args:
+            reason: Why, for the silos' logs.
+
+        Returns:
+            The Abort message to send to the cohort, signed when the session has a signer.
+        """
         if self._state is not CoordinatorState.FINISHED:
             self._state = CoordinatorState.ABORTED
         self._total.fill(0)
+        notice = Abort(qid=self.desc.qid, reason=reason)
+        return notice if self._signer is None else sign_message(notice, self._signer)

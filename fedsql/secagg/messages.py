@@ -1,18 +1,19 @@
-"""FSA-1 messages as frozen dataclasses: the query descriptor, the roster, and rounds 1 and 2.
+"""FSA-1 messages as frozen dataclasses: the query descriptor, rounds 1 and 2, and the abort.
 
 Each message validates its own shape on construction (field sizes, sorted cohort, layout) and
 raises :class:`fedsql.errors.ProtocolError` on nonsense, so a message that exists is well
 formed; the session objects check that it is also *acceptable*. ``canonical()`` is a
-deterministic, injective byte encoding of every field except ``signature``; it is what
-``digest()`` hashes and what a signature will cover once messages are signed (the
-``signature`` fields exist for that and are not checked yet).
+deterministic, injective byte encoding of every field except ``signature``, starting with a
+label of its own; ``signature`` is the sender's Ed25519 signature over SHA-256(canonical())
+(see :mod:`fedsql.secagg.identity`), empty when the sender has no key configured. The
+roster lives in :mod:`fedsql.secagg.roster` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,11 +28,14 @@ from fedsql.secagg.canonical import (
     str_field,
 )
 from fedsql.secagg.encoding import CoordinateSpec, dimension
-from fedsql.secagg.keys import DIGEST_BYTES, MASK_KEY_BYTES, PUBLIC_KEY_BYTES, QID_BYTES
+from fedsql.secagg.identity import SIGNATURE_BYTES
+from fedsql.secagg.keys import DIGEST_BYTES, MASK_KEY_BYTES, QID_BYTES
+from fedsql.secagg.roster import Roster, RosterEntry
 from fedsql.secagg.shamir import SHARE_BYTES
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "Abort",
     "Descriptor",
     "MaskedUpload",
     "Roster",
@@ -75,6 +79,13 @@ def _pairs(obj: Any, name: str, size: int | None, what: str) -> None:
 
 def _pairs_field(pairs: tuple[tuple[str, bytes], ...]) -> bytes:
     return seq_field(str_field(peer) + bytes_field(blob) for peer, blob in pairs)
+
+
+def _signature(obj: Any, what: str) -> None:
+    """Coerce ``obj.signature`` to bytes: empty (unsigned) or one Ed25519 signature."""
+    raw = bytes(obj.signature)
+    _require(len(raw) in (0, SIGNATURE_BYTES), f"{what}'s signature must be empty or 64 bytes")
+    _freeze(obj, "signature", raw)
 
 
 def _ids(obj: Any, name: str, what: str) -> None:
@@ -122,94 +133,13 @@ def vector_from_bytes(data: bytes, d: int) -> NDArray[np.uint64]:
 
 
 @dataclass(frozen=True)
-class RosterEntry:
-    """One enrolled silo: its id, its 1-based roster index (Shamir point) and X25519 key."""
-
-    silo_id: str
-    index: int
-    x25519_public: bytes
-
-    def __post_init__(self) -> None:
-        _require(isinstance(self.silo_id, str) and bool(self.silo_id), "a roster id is empty")
-        _require(_is_int(self.index) and self.index >= 1, "a roster index must be >= 1")
-        _freeze(self, "x25519_public", bytes(self.x25519_public))
-        _require(
-            len(self.x25519_public) == PUBLIC_KEY_BYTES,
-            f"roster entry {self.silo_id}: an X25519 public key must be 32 bytes",
-        )
-
-
-@dataclass(frozen=True)
-class Roster:
-    """The federation's enrolled silos and their keys for one roster version."""
-
-    fed_id: str
-    version: int
-    entries: tuple[RosterEntry, ...]
-    signature: bytes = b""
-    _by_id: dict[str, RosterEntry] = field(init=False, repr=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        _freeze(self, "entries", tuple(self.entries))
-        _require(_is_int(self.version), "a roster version must be an integer")
-        by_id = {e.silo_id: e for e in self.entries}
-        _require(len(by_id) == len(self.entries), "the roster lists a silo id twice")
-        indices = {e.index for e in self.entries}
-        _require(len(indices) == len(self.entries), "the roster gives two silos the same index")
-        keys = {e.x25519_public for e in self.entries}
-        _require(len(keys) == len(self.entries), "the roster gives two silos the same key")
-        _freeze(self, "_by_id", by_id)
-
-    def get(self, silo_id: str) -> RosterEntry | None:
-        """The entry of ``silo_id``, or None if it is not enrolled.
-
-        Args:
-            silo_id: A silo id.
-
-        Returns:
-            Its roster entry, or None.
-        """
-        return self._by_id.get(silo_id)
-
-    def entry(self, silo_id: str) -> RosterEntry:
-        """The entry of ``silo_id``.
-
-        Args:
-            silo_id: An enrolled silo id.
-
-        Returns:
-            Its roster entry.
-
-        Raises:
-            ProtocolError: If the silo is not in the roster.
-        """
-        found = self._by_id.get(silo_id)
-        if found is None:
-            raise ProtocolError(f"silo {silo_id} is not in roster version {self.version}")
-        return found
-
-    def canonical(self) -> bytes:
-        """Injective encoding of every field but the signature.
-
-        Returns:
-            The bytes a signature over this message will cover.
-        """
-        entries = seq_field(
-            str_field(e.silo_id) + int_field(e.index) + bytes_field(e.x25519_public)
-            for e in sorted(self.entries, key=lambda e: e.silo_id)
-        )
-        return (
-            b"fedsql/secagg/v1/roster" + str_field(self.fed_id) + int_field(self.version) + entries
-        )
-
-
-@dataclass(frozen=True)
 class Descriptor:
     """The query descriptor Q of message M0; its digest hq binds every per-query key.
 
     ``encoding`` and ``sigma_loc`` are per measure; the vector is cell-major with
     ``dimension == cells * len(encoding)``. ``sigma_loc`` is each silo's noise scale in encoded
-    units. ``cohort`` is the sorted tuple of participating silo ids (U).
+    units. ``cohort`` is the sorted tuple of participating silo ids (U). ``signature`` is the
+    coordinator's signature over hq; it is not part of hq.
     """
 
     version: int
@@ -231,8 +161,10 @@ class Descriptor:
     sql: str
     params_json: str
     deadline_ms: int
+    signature: bytes = b""
 
     def __post_init__(self) -> None:
+        _signature(self, "a descriptor")
         for name in ("version", "roster_version", "epoch", "threshold", "n_min", "deadline_ms"):
             _require(_is_int(getattr(self, name)), f"descriptor field {name} must be an integer")
         for name in ("fed_id", "rho_charge", "epsilon_charge", "analyst", "plan_hash", "sql"):
@@ -278,10 +210,10 @@ class Descriptor:
         return max(self.threshold + 1, self.n_min)
 
     def canonical(self) -> bytes:
-        """Injective encoding of every field (a descriptor carries no signature yet).
+        """Injective encoding of every field but the signature.
 
         Returns:
-            The bytes hashed into hq.
+            The bytes hashed into hq (which the coordinator's signature covers).
         """
         encoding = seq_field(
             float_field(s.bound) + int_field(s.frac_bits) + float_field(s.sigma_total)
@@ -341,6 +273,7 @@ class MaskedUpload:
             _freeze(self, name, bytes(getattr(self, name)))
             _require(len(getattr(self, name)) == size, f"an upload's {name} has the wrong length")
         _require(isinstance(self.silo_id, str) and bool(self.silo_id), "an upload has no silo id")
+        _signature(self, "an upload")
         _freeze(self, "y", bytes(self.y))
         _require(len(self.y) % 8 == 0, "an upload's vector is not a whole number of words")
         _pairs(self, "shares", None, "an upload's shares")
@@ -363,7 +296,8 @@ class UnmaskRequest:
     """Message M2 for one survivor: R2 = (qid, hq, S, D) and the ciphertexts addressed to it.
 
     ``forwarded`` holds (sender id, ciphertext) for the shares that survivors other than the
-    receiver encrypted to it. ``digest()`` covers R2 only, which is the same for every survivor.
+    receiver encrypted to it. ``digest()`` covers R2 only, which is the same for every survivor,
+    and so does the coordinator's ``signature``; the ciphertexts are authenticated by their AEAD.
     """
 
     qid: bytes
@@ -380,6 +314,7 @@ class UnmaskRequest:
         _ids(self, "survivors", "the survivor set")
         _ids(self, "dropped", "the dropped set")
         _pairs(self, "forwarded", None, "a request's forwarded ciphertexts")
+        _signature(self, "an unmask request")
 
     def canonical(self) -> bytes:
         """Injective encoding of R2 = (qid, hq, sorted S, sorted D); excludes ``forwarded``.
@@ -420,6 +355,7 @@ class UnmaskResponse:
         _require(isinstance(self.silo_id, str) and bool(self.silo_id), "a response has no silo id")
         _pairs(self, "seed_shares", SHARE_BYTES, "a response's seed shares")
         _pairs(self, "mask_keys", MASK_KEY_BYTES, "a response's mask keys")
+        _signature(self, "an unmask response")
 
     def canonical(self) -> bytes:
         """Injective encoding of every field but the signature.
@@ -432,3 +368,26 @@ class UnmaskResponse:
             + str_field(self.silo_id) + bytes_field(self.request_digest)
             + _pairs_field(self.seed_shares) + _pairs_field(self.mask_keys)
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Abort:
+    """The coordinator's notice that query ``qid`` is abandoned; silos close the qid for good."""
+
+    qid: bytes
+    reason: str
+    signature: bytes = b""
+
+    def __post_init__(self) -> None:
+        _freeze(self, "qid", bytes(self.qid))
+        _require(len(self.qid) == QID_BYTES, "an abort's qid has the wrong length")
+        _require(isinstance(self.reason, str), "an abort's reason must be text")
+        _signature(self, "an abort")
+
+    def canonical(self) -> bytes:
+        """Injective encoding of every field but the signature.
+
+        Returns:
+            The bytes a signature over this message covers.
+        """
+        return b"fedsql/secagg/v1/abort" + bytes_field(self.qid) + str_field(self.reason)

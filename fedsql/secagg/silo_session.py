@@ -1,17 +1,28 @@
 """The silo half of FSA-1: validate a descriptor, mask and upload once, answer round 2 once.
 
-Pure state machine, no I/O: the silo agent feeds it messages and sends what it returns. The
-intended call order for one query is::
+Pure state machine, no I/O of its own: the silo agent feeds it messages and sends what it
+returns. The intended call order for one query is::
 
-    hq = session.accept(desc)        # checks Q, claims the qid (refuses replays)
+    hq = session.accept(desc)        # checks Q and its signature, claims the qid (no replays)
     ... approval, durable budget debit, run the plan, encode, add the noise share ...
-    m1 = session.upload(desc, x)     # masked vector, commitment, encrypted seed shares
+    m1 = session.upload(desc, x)     # masked vector, commitment, encrypted seed shares, signed
     m3 = session.unmask(m2)          # at most once per qid; never a share and a key for one peer
-    session.abort(qid)               # on Abort: the qid stays consumed
+    session.receive_abort(abort)     # the coordinator's Abort: the qid stays consumed
+    session.abort(qid)               # the silo's own decision to drop a query
 
 ``upload`` calls ``accept`` itself when the agent did not, but accepting first means a replayed
 qid is refused before any budget is spent. Replay protection across restarts comes from the
-optional ``claim_qid`` hook, which the agent backs with its durable store.
+``claim_qid`` hook, normally a :class:`fedsql.secagg.qid_log.QidLog`.
+
+**Signed mode** (``authority_public`` given) is how a federation runs: the roster must be signed
+by the pinned enrolment authority and name this silo's contract, descriptors, unmask requests
+and aborts must carry the coordinator's signature, and this silo signs its uploads and
+responses. Without ``authority_public`` the session trusts the roster it is given and checks a
+coordinator signature only if the roster pins a coordinator key; that mode is for tests and
+embedded single-process use, never for a federation with an untrusted coordinator.
+
+With an :class:`~fedsql.secagg.epochs.EpochKeyStore` the masks come from per-epoch keys
+(forward secrecy, see :mod:`fedsql.secagg.keyring`); without one, from the identity X25519 key.
 """
 
 from __future__ import annotations
@@ -19,24 +30,27 @@ from __future__ import annotations
 import enum
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from fedsql.errors import DataError, ProtocolError
+from fedsql.errors import ProtocolError
 from fedsql.secagg import aead, keys, masks, prg, shamir
-from fedsql.secagg.encoding import OVERFLOW_SIGMAS, check_plan
+from fedsql.secagg.epochs import EpochKey, EpochKeyStore
+from fedsql.secagg.identity import IdentityKey, sign_message, verify_message
+from fedsql.secagg.keyring import SiloKeyring
 from fedsql.secagg.messages import (
-    PROTOCOL_VERSION,
+    Abort,
     Descriptor,
     MaskedUpload,
-    Roster,
     UnmaskRequest,
     UnmaskResponse,
     vector_to_bytes,
 )
+from fedsql.secagg.roster import Roster, verify_roster
+from fedsql.secagg.validation import check_descriptor, check_input, check_own_entry, check_split
 
 __all__ = ["RoundState", "SiloSession", "check_descriptor"]
 
@@ -61,79 +75,49 @@ class _Round:
     state: RoundState
     desc: Descriptor | None
     hq: bytes
+    epoch: int | None = None
     pair_keys: dict[str, bytes] = field(default_factory=dict)
 
-
-def check_descriptor(desc: Descriptor, roster: Roster, c_max: int) -> None:
-    """The descriptor checks both parties make (SECAGG.md sections 2 and 7).
-
-    Args:
-        desc: The query descriptor.
-        roster: The pinned roster.
-        c_max: The largest number of silos assumed to collude with the coordinator.
-
-    Raises:
-        ProtocolError: If the version, federation, roster version, cohort, threshold or
-            n_min is unacceptable; the message says which.
-        QueryRejected: If an encoded measure could overflow 2^62 summed over the cohort.
-    """
-    if desc.version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            f"descriptor version {desc.version} is not supported (this silo speaks "
-            f"version {PROTOCOL_VERSION})"
-        )
-    if desc.fed_id != roster.fed_id:
-        raise ProtocolError(f"the descriptor is for federation {desc.fed_id}, not {roster.fed_id}")
-    if desc.roster_version != roster.version:
-        raise ProtocolError(
-            f"the descriptor uses roster version {desc.roster_version} but version "
-            f"{roster.version} is pinned; refresh the roster"
-        )
-    for sid in desc.cohort:
-        if roster.get(sid) is None:
-            raise ProtocolError(f"cohort member {sid} is not in roster version {roster.version}")
-    n = len(desc.cohort)
-    floor = max(2, c_max + 2)
-    if desc.n_min < floor:
-        raise ProtocolError(f"n_min = {desc.n_min} is below max(2, c_max + 2) = {floor}")
-    if n < desc.n_min:
-        raise ProtocolError(f"the cohort has {n} silos, fewer than n_min = {desc.n_min}")
-    if not c_max + 1 <= desc.threshold <= n - 1:
-        raise ProtocolError(
-            f"threshold t = {desc.threshold} is outside [c_max + 1, n - 1] = [{c_max + 1}, {n - 1}]"
-        )
-    check_plan(desc.encoding, n)
+    def close(self) -> None:
+        self.state, self.desc, self.pair_keys = RoundState.CLOSED, None, {}
 
 
-def _check_own_entry(silo_id: str, keypair: keys.SiloKeyPair, roster: Roster) -> None:
-    entry = roster.entry(silo_id)
-    if entry.x25519_public != keypair.public_bytes:
-        raise ProtocolError(
-            f"roster version {roster.version} lists a different X25519 key for silo "
-            f"{silo_id}; refusing to take part with a substituted key"
-        )
+_FINAL = (RoundState.ANSWERED, RoundState.CLOSED)
 
 
 class SiloSession:
-    """One silo's FSA-1 state for one epoch: its keys, the roster and every query it has seen.
+    """One silo's FSA-1 state: its keys, the roster and every query it has seen.
 
     Thread-safe: state transitions happen under a lock, the cryptography outside it.
 
     Args:
         silo_id: This silo's id.
-        keypair: This silo's X25519 key pair for ``epoch``.
-        roster: The pinned roster; it must list ``silo_id`` with ``keypair.public``.
+        keypair: This silo's long-term X25519 key pair, as listed in the roster.
+        roster: The roster; it must list ``silo_id`` with ``keypair.public_bytes``.
         epoch: The current key epoch.
         c_max: The largest number of silos assumed to collude with the coordinator.
-        claim_qid: Optional durable replay guard: called once per new qid, it must atomically
-            record the qid and return True, or return False if the qid was recorded before
-            (for instance by an earlier process). It runs under the session lock. Without it,
-            replays are refused only within this session's memory.
+        claim_qid: Durable replay guard: called once per new qid, it must atomically record
+            the qid and return True, or return False if the qid was recorded before (for
+            instance by an earlier process). It runs under the session lock. Pass a
+            :class:`~fedsql.secagg.qid_log.QidLog`. Without it, replays are refused only
+            within this session's memory.
         random_bytes: Source of the self-mask seeds and Shamir coefficients. Keep the default
             (``os.urandom``); override only to reproduce a run in tests.
+        identity: This silo's Ed25519 identity key; uploads and responses are signed with it.
+            Required in signed mode, and it must be the key the roster lists.
+        authority_public: The pinned Ed25519 key of the enrolment authority. Given, the
+            session runs in signed mode; None runs unsigned (tests and embedded use only).
+        contract_hash: The fingerprint of the contract this silo runs; required in signed
+            mode, where the roster must name it.
+        min_roster_version: The lowest roster version to accept (persist the highest version
+            seen and pass it after a restart, so an old roster cannot be replayed).
+        epoch_keys: This silo's epoch-key store; masks then come from epoch keys and peers'
+            signed epoch keys (see :meth:`add_epoch_keys`). None uses the identity X25519 key.
 
     Raises:
-        ProtocolError: If the silo or its key is not in the roster, or ``c_max`` is negative.
+        ProtocolError: If the silo or its keys are not in the roster, ``c_max`` is negative,
+            or (signed mode) the identity key or contract hash is missing or the roster does
+            not verify.
     """
 
     def __init__(
@@ -146,62 +130,134 @@ class SiloSession:
         c_max: int,
         claim_qid: Callable[[bytes], bool] | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        identity: IdentityKey | None = None,
+        authority_public: bytes | None = None,
+        contract_hash: str | None = None,
+        min_roster_version: int = 0,
+        epoch_keys: EpochKeyStore | None = None,
     ) -> None:
-        _check_own_entry(silo_id, keypair, roster)
         if c_max < 0:
             raise ProtocolError("c_max cannot be negative")
+        if authority_public is not None:
+            if identity is None:
+                raise ProtocolError(
+                    "a silo that pins an enrolment authority needs its identity key"
+                )
+            if contract_hash is None:
+                raise ProtocolError(
+                    "a silo that pins an enrolment authority needs its contract hash to check "
+                    "the roster against"
+                )
+        if epoch_keys is not None and (epoch_keys.silo_id, epoch_keys.fed_id) != (
+            silo_id,
+            roster.fed_id,
+        ):
+            raise ProtocolError("the epoch-key store belongs to another silo or federation")
         self.silo_id = silo_id
-        self.roster = roster
-        self.epoch = epoch
         self.c_max = c_max
         self._keypair = keypair
+        self._identity = identity
+        self._authority_public = authority_public
+        self._contract_hash = contract_hash
+        self._epoch_keys = epoch_keys
+        self._check_roster(roster, min_roster_version, None)
+        self.roster = roster
+        self.epoch = epoch
+        self._keyring = SiloKeyring(silo_id, keypair, roster, epoch_keys)
         self._claim_qid = claim_qid
         self._random_bytes = random_bytes
         self._rounds: dict[bytes, _Round] = {}
-        self._pair_keys: dict[tuple[str, int], bytes] = {}
         self._lock = threading.Lock()
 
-    # -- keys -------------------------------------------------------------------------------
+    # -- roster and keys --------------------------------------------------------------------
+
+    @property
+    def signed(self) -> bool:
+        """Whether the session runs in signed mode (an enrolment authority is pinned)."""
+        return self._authority_public is not None
+
+    def _check_roster(self, roster: Roster, min_version: int, current: Roster | None) -> None:
+        """Every check of a roster before this silo uses it."""
+        if self._authority_public is not None:
+            verify_roster(
+                roster,
+                self._authority_public,
+                min_version=min_version,
+                contract_hash=self._contract_hash,
+            )
+        elif roster.version < min_version:
+            raise ProtocolError(
+                f"roster version {roster.version} is outdated: version {min_version} or later "
+                "is already pinned"
+            )
+        check_own_entry(
+            roster,
+            self.silo_id,
+            self._keypair.public_bytes,
+            self._identity.public_bytes if self._identity is not None else None,
+            self._epoch_keys.identity_public if self._epoch_keys is not None else None,
+        )
+        if (
+            self.signed
+            and current is not None
+            and roster.version == current.version
+            and roster.canonical() != current.canonical()
+        ):
+            raise ProtocolError(
+                f"a different roster with the pinned version {roster.version} was received; "
+                "refusing it"
+            )
 
     def update_roster(self, roster: Roster, epoch: int) -> None:
         """Switch to a new roster or epoch (after a reconnect or an epoch change).
 
         Queries already uploaded keep the pair keys they were masked with, so they can still
-        be unmasked; the record of seen query ids is kept.
+        be unmasked; the record of seen query ids is kept. In signed mode the roster must
+        verify, must not be older than the one held, and must not differ from it under the
+        same version.
 
         Args:
-            roster: The new pinned roster; it must list this silo with its key.
+            roster: The new roster; it must list this silo with this silo's keys.
             epoch: The current key epoch.
 
         Raises:
-            ProtocolError: If the roster does not list this silo with this silo's key.
+            ProtocolError: If the roster is refused (see above) or substitutes this silo's key.
         """
-        _check_own_entry(self.silo_id, self._keypair, roster)
         with self._lock:
-            if roster != self.roster or epoch != self.epoch:
-                self._pair_keys = {}  # a new dict: a derivation in flight fills the old one
+            current = self.roster
+        self._check_roster(roster, current.version if self.signed else 0, current)
+        with self._lock:
+            if roster != self.roster:
+                self._keyring.set_roster(roster)
             self.roster, self.epoch = roster, epoch
 
-    def _pair_key(self, peer: str) -> bytes:
-        """K_{self,peer} for the current epoch, from the cache or derived once."""
+    def add_epoch_keys(self, epoch_keys: Iterable[EpochKey]) -> None:
+        """Take the peers' published epoch keys, each checked against the roster.
+
+        Args:
+            epoch_keys: Signed epoch keys (this silo's own may be among them).
+
+        Raises:
+            ProtocolError: If the session runs on identity keys, or any key fails its check
+                (forged, for another federation, an unknown silo, or a substitute of this
+                silo's own key); then none is taken.
+        """
+        self._keyring.add_epoch_keys(epoch_keys)
+
+    def end_epoch(self, epoch: int) -> None:
+        """End ``epoch`` and every earlier one: delete their private and pair keys.
+
+        Queries of those epochs that have not been answered are closed: they can no longer
+        be unmasked, and nothing about them is released.
+
+        Args:
+            epoch: The last epoch to end.
+        """
         with self._lock:
-            roster, epoch, cache = self.roster, self.epoch, self._pair_keys
-        cached = cache.get((peer, epoch))
-        if cached is not None:
-            return cached
-        peer_public = roster.entry(peer).x25519_public
-        key = keys.pair_key(
-            self._keypair.private_bytes,
-            peer_public,
-            roster.fed_id,
-            epoch,
-            self.silo_id,
-            peer,
-            self._keypair.public_bytes,
-            peer_public,
-        )
-        cache[(peer, epoch)] = key
-        return key
+            for rnd in self._rounds.values():
+                if rnd.epoch is not None and rnd.epoch <= epoch and rnd.state not in _FINAL:
+                    rnd.close()
+        self._keyring.end_epoch(epoch)
 
     # -- round 1 ----------------------------------------------------------------------------
 
@@ -218,16 +274,24 @@ class SiloSession:
             rnd = self._rounds.get(bytes(qid))
             return rnd.state if rnd else None
 
-    def _validate(self, desc: Descriptor) -> bytes:
+    def _coordinator_check(self, message: Descriptor | UnmaskRequest | Abort, what: str) -> None:
+        """Verify a coordinator message's signature when the roster pins a coordinator key."""
+        with self._lock:
+            pinned = self.roster.coordinator_public
+        if pinned:  # always, in signed mode: a verified roster is complete
+            verify_message(message, pinned, what)
+
+    def _validate(self, desc: Descriptor) -> tuple[bytes, Roster]:
         """Every check of a descriptor against this silo's roster and epoch; returns hq."""
         with self._lock:
             roster, epoch = self.roster, self.epoch
+        self._coordinator_check(desc, "the query descriptor")
         check_descriptor(desc, roster, self.c_max)
         if desc.epoch != epoch:
             raise ProtocolError(f"the descriptor is for epoch {desc.epoch}, not {epoch}")
         if self.silo_id not in desc.cohort:
             raise ProtocolError(f"silo {self.silo_id} is not in the query's cohort")
-        return desc.digest()
+        return desc.digest(), roster
 
     def accept(self, desc: Descriptor) -> bytes:
         """Check a descriptor and claim its qid, before any budget is spent.
@@ -239,19 +303,24 @@ class SiloSession:
             hq, the descriptor's digest.
 
         Raises:
-            ProtocolError: If the descriptor is unacceptable (see :func:`check_descriptor`),
-                the silo is not in the cohort, the epoch is not current, or the qid was seen
-                before (a replay).
+            ProtocolError: If the descriptor's signature does not verify (when a coordinator
+                key is pinned), it is unacceptable (see :func:`check_descriptor`), the silo
+                is not in the cohort, the epoch is not current, or the qid was seen before
+                (a replay, also across restarts when ``claim_qid`` is durable).
             QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
+            OperationalError: If the durable replay log cannot record the qid.
         """
-        hq = self._validate(desc)
+        hq, _ = self._validate(desc)
+        self._claim(desc, hq)
+        return hq
+
+    def _claim(self, desc: Descriptor, hq: bytes) -> None:
         with self._lock:
             if desc.qid in self._rounds:
                 raise ProtocolError("this query id was already used; refusing a replayed query")
             if self._claim_qid is not None and not self._claim_qid(desc.qid):
                 raise ProtocolError("this query id was already used; refusing a replayed query")
-            self._rounds[desc.qid] = _Round(RoundState.ACCEPTED, desc, hq)
-        return hq
+            self._rounds[desc.qid] = _Round(RoundState.ACCEPTED, desc, hq, desc.epoch)
 
     def upload(self, desc: Descriptor, x: NDArray[np.int64]) -> MaskedUpload:
         """Mask this silo's encoded, noised vector and produce message M1.
@@ -261,11 +330,12 @@ class SiloSession:
             x: The encoded vector with the noise share added (int64, length ``dimension``).
 
         Returns:
-            The masked upload.
+            The masked upload, signed when the session has an identity key.
 
         Raises:
             ProtocolError: If the descriptor is unacceptable or replayed, differs from the
-                accepted one, or the query is past round 1.
+                accepted one, the query is past round 1 or was closed meanwhile, or a key
+                needed for the masks is missing; the qid is then closed.
             DataError: If ``x`` has the wrong type or length, or a coordinate lies outside its
                 bound plus 8 noise standard deviations; the qid is then closed.
             QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
@@ -274,7 +344,9 @@ class SiloSession:
         with self._lock:
             known = qid in self._rounds
         # When accepted earlier, validate again: the roster or epoch may have changed since.
-        hq = self._validate(desc) if known else self.accept(desc)
+        hq, roster = self._validate(desc)
+        if not known:
+            self._claim(desc, hq)
         with self._lock:
             rnd = self._rounds[qid]
             if rnd.state is not RoundState.ACCEPTED:
@@ -283,54 +355,35 @@ class SiloSession:
                 raise ProtocolError("the descriptor differs from the one accepted for this qid")
             rnd.state = RoundState.UPLOADING
         try:
-            message = self._masked_upload(desc, rnd, x)
+            message = self._masked_upload(desc, rnd, roster, x)
         except BaseException:
             with self._lock:
-                rnd.state, rnd.desc, rnd.pair_keys = RoundState.CLOSED, None, {}
+                rnd.close()
             raise
         with self._lock:
+            if rnd.state is not RoundState.UPLOADING:
+                rnd.close()
+                raise ProtocolError("the query was closed while its upload was computed")
             rnd.state = RoundState.UPLOADED
         return message
 
-    def _check_input(self, desc: Descriptor, x: NDArray[np.int64]) -> NDArray[np.uint64]:
-        if not isinstance(x, np.ndarray) or x.dtype != np.int64 or x.ndim != 1:
-            raise DataError("the encoded vector must be a 1-D int64 numpy array")
-        if x.shape[0] != desc.dimension:
-            raise DataError(
-                f"the encoded vector has length {x.shape[0]}, the query needs {desc.dimension}"
-            )
-        m = len(desc.encoding)
-        limits = np.array(
-            [
-                min(s.limit + int(np.ceil(OVERFLOW_SIGMAS * sig)), 2**63 - 1)
-                for s, sig in zip(desc.encoding, desc.sigma_loc, strict=True)
-            ],
-            dtype=np.int64,
-        )
-        mat = x.reshape(desc.cells, m)
-        outside = (mat > limits) | (mat < -limits)
-        if outside.any():
-            j = int(np.flatnonzero(outside.ravel())[0])
-            raise DataError(
-                f"coordinate {j} (cell {j // m}, measure {j % m}) of the encoded vector is "
-                "outside its bound plus noise allowance; refusing to upload"
-            )
-        return np.ascontiguousarray(x).view(np.uint64).copy()
-
-    def _masked_upload(self, desc: Descriptor, rnd: _Round, x: NDArray[np.int64]) -> MaskedUpload:
+    def _masked_upload(
+        self, desc: Descriptor, rnd: _Round, roster: Roster, x: NDArray[np.int64]
+    ) -> MaskedUpload:
         hq = rnd.hq
-        y = self._check_input(desc, x)
+        y = check_input(desc, x)
+        peers = [sid for sid in desc.cohort if sid != self.silo_id]
+        pair = {peer: self._keyring.pair_key(peer, desc.epoch) for peer in peers}
         seed = self._random_bytes(shamir.SECRET_BYTES)
         if len(seed) != shamir.SECRET_BYTES:
             raise ProtocolError("the random source returned a short seed")
         prg.add_stream(y, seed, +1)
-        peers = [sid for sid in desc.cohort if sid != self.silo_id]
-        pair = {peer: self._pair_key(peer) for peer in peers}
-        rnd.pair_keys = pair  # round 2 uses exactly the keys the vector was masked with
+        with self._lock:
+            rnd.pair_keys = pair  # round 2 uses exactly the keys the vector was masked with
         masks.apply_pairwise_masks(
             y, self.silo_id, ((peer, keys.mask_key(pair[peer], desc.qid, hq)) for peer in peers)
         )
-        holders = {self.roster.entry(peer).index: peer for peer in peers}
+        holders = {roster.entry(peer).index: peer for peer in peers}
         shares = shamir.split(seed, desc.threshold, list(holders), random_bytes=self._random_bytes)
         ciphertexts = tuple(
             (
@@ -345,7 +398,7 @@ class SiloSession:
         )
         commit = masks.seed_commitment(desc.qid, self.silo_id, seed)
         del seed, shares  # Python cannot wipe memory; at least keep no reference
-        return MaskedUpload(
+        upload = MaskedUpload(
             qid=desc.qid,
             silo_id=self.silo_id,
             hq=hq,
@@ -353,6 +406,7 @@ class SiloSession:
             commit=commit,
             shares=ciphertexts,
         )
+        return upload if self._identity is None else sign_message(upload, self._identity)
 
     # -- round 2 ----------------------------------------------------------------------------
 
@@ -361,20 +415,23 @@ class SiloSession:
 
         For each peer this releases either a share of its self-mask seed (peer in S) or the
         pairwise mask key with it (peer in D), never both. Shares whose ciphertext fails
-        authentication are silently left out.
+        authentication are silently left out. A refused request releases nothing and leaves
+        the query where it was.
 
         Args:
             req: The unmask request addressed to this silo.
 
         Returns:
-            The unmask response.
+            The unmask response, signed when the session has an identity key.
 
         Raises:
-            ProtocolError: If the silo has not uploaded for the qid, already answered it or
+            ProtocolError: If the request's signature does not verify (when a coordinator key
+                is pinned), the silo has not uploaded for the qid, already answered it or
                 closed it, the digest differs, or S and D are not a valid split of the cohort
                 (overlap, not covering U, this silo not in S, or S below max(t + 1, n_min)).
         """
         qid = bytes(req.qid)
+        self._coordinator_check(req, "the unmask request")
         with self._lock:
             rnd = self._rounds.get(qid)
             if rnd is None:
@@ -388,7 +445,7 @@ class SiloSession:
             desc = rnd.desc
             if req.hq != rnd.hq:
                 raise ProtocolError("the unmask request is for a different descriptor digest")
-            survivors, dropped = self._check_split(desc, req)
+            survivors, dropped = check_split(desc, self.silo_id, req.survivors, req.dropped)
             pair, hq = rnd.pair_keys, rnd.hq
             rnd.state, rnd.desc, rnd.pair_keys = RoundState.ANSWERED, None, {}
         seed_shares: dict[str, bytes] = {}
@@ -403,33 +460,22 @@ class SiloSession:
             if share is not None:
                 seed_shares[owner] = share
         mask_keys = tuple((peer, keys.mask_key(pair[peer], qid, hq)) for peer in sorted(dropped))
-        return UnmaskResponse(
+        response = UnmaskResponse(
             qid=qid,
             silo_id=self.silo_id,
             request_digest=req.digest(),
             seed_shares=tuple(sorted(seed_shares.items())),
             mask_keys=mask_keys,
         )
+        return response if self._identity is None else sign_message(response, self._identity)
 
-    def _check_split(self, desc: Descriptor, req: UnmaskRequest) -> tuple[set[str], set[str]]:
-        survivors, dropped = set(req.survivors), set(req.dropped)
-        if len(survivors) != len(req.survivors) or len(dropped) != len(req.dropped):
-            raise ProtocolError("the unmask request lists a silo twice")
-        if survivors & dropped:
-            raise ProtocolError("the unmask request puts a silo both in S and in D")
-        if survivors | dropped != set(desc.cohort):
-            raise ProtocolError("the unmask request's S and D do not make up the cohort")
-        if self.silo_id not in survivors:
-            raise ProtocolError(f"silo {self.silo_id} is not in the request's survivor set")
-        if len(survivors) < desc.survivors_needed:
-            raise ProtocolError(
-                f"the survivor set has {len(survivors)} silos, below max(t + 1, n_min) = "
-                f"{desc.survivors_needed}"
-            )
-        return survivors, dropped
+    # -- abort ------------------------------------------------------------------------------
 
     def abort(self, qid: bytes) -> None:
-        """Close query ``qid`` (on an Abort message); it can never be uploaded or unmasked again.
+        """Close query ``qid`` on this silo's own decision; it can never be uploaded or unmasked.
+
+        For the coordinator's Abort message use :meth:`receive_abort`, which checks its
+        signature.
 
         Args:
             qid: The query id.
@@ -439,4 +485,17 @@ class SiloSession:
             if rnd is None:
                 self._rounds[bytes(qid)] = _Round(RoundState.CLOSED, None, b"")
             else:
-                rnd.state, rnd.desc, rnd.pair_keys = RoundState.CLOSED, None, {}
+                rnd.close()
+
+    def receive_abort(self, message: Abort) -> None:
+        """Close a query on the coordinator's Abort (no refund; the qid stays consumed).
+
+        Args:
+            message: The Abort message.
+
+        Raises:
+            ProtocolError: If a coordinator key is pinned and the message's signature does
+                not verify; the query is then left as it was.
+        """
+        self._coordinator_check(message, "the abort message")
+        self.abort(message.qid)

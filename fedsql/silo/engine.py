@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from fedsql.errors import ConfigError, InternalError, QueryTimeout
+from fedsql.errors import ConfigError, InternalError, QueryRejected, QueryTimeout
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Engine:
             "lock_configuration": True,
         }
         self._conn = duckdb.connect(str(self.path), read_only=True, config=config)
-        self._lock = threading.Lock()
+        self._bound: set[str] = set()
         self.check_lockdown()
 
     def check_lockdown(self) -> None:
@@ -109,6 +109,32 @@ class Engine:
         quoted_t = '"' + table.replace('"', '""') + '"'
         row = self._conn.execute(f"SELECT count(*) FROM {quoted_t}").fetchone()
         return int(row[0]) if row else 0
+
+    def bind(self, sql: str, params: Mapping[str, object]) -> None:
+        """Compile a query without running it, so type errors surface before any budget is spent.
+
+        Binding reads the schema only, never rows; the database is read-only, so a query that
+        bound once binds again and is remembered.
+
+        Raises:
+            QueryRejected: DuckDB cannot bind the query (its message is not echoed: it may name
+                columns this clinic does not share).
+        """
+        if sql in self._bound:
+            return
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute("EXPLAIN " + sql, dict(params))
+        except duckdb.Error as exc:
+            raise QueryRejected(
+                "the clinic's engine could not compile this query "
+                f"({type(exc).__name__}); check the types of function arguments and comparisons"
+            ) from None
+        finally:
+            cursor.close()
+        if len(self._bound) > 4096:
+            self._bound.clear()
+        self._bound.add(sql)
 
     def run(
         self, sql: str, params: Mapping[str, object], timeout_s: float

@@ -16,8 +16,8 @@ from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, spec_for_measure
-from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.plan import FederatedPlan
+from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import QueryRequest
 
 

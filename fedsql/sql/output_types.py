@@ -194,16 +194,21 @@ def _arithmetic(node: exp.Expr, left: str | None, right: str | None) -> str | No
 def _common(types: list[str | None]) -> str | None:
     """The common supertype of branch types (NULLs ignored); VARCHAR when they disagree.
 
+    Booleans widen to numbers, as in DuckDB.
+
     >>> _common(["INTEGER", None, "DOUBLE"]), _common(["DATE", "DATE"]), _common([None])
     ('DOUBLE', 'DATE', None)
+    >>> _common(["BOOLEAN", "BIGINT"]), _common(["BOOLEAN", "VARCHAR"])
+    ('BIGINT', 'VARCHAR')
     """
     present = sorted({t for t in types if t is not None})
     if not present:
         return None
     if len(present) == 1:
         return present[0]
-    if all(t in _NUMERIC_ORDER for t in present):
-        return max(present, key=_NUMERIC_ORDER.index)
+    numeric = [t for t in present if t in _NUMERIC_ORDER]
+    if numeric and all(t in _NUMERIC_ORDER or t == "BOOLEAN" for t in present):
+        return max(numeric, key=_NUMERIC_ORDER.index)
     if set(present) == {"DATE", "TIMESTAMP"}:
         return "TIMESTAMP"
     return "VARCHAR"

@@ -4,7 +4,7 @@ Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo to a fresh random B
 
     WITH __rows AS (
       SELECT "<unit>" AS __unit, rowid AS __rid, "<key col>" AS k0, <value> AS a0, ...
-      FROM "<table>" WHERE TRY(<analyst's WHERE, parameters bound>)),
+      FROM "<table>" WHERE <analyst's WHERE, parameters bound, fallible operations guarded>),
     __capped AS (
       SELECT * FROM __rows
       QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY HASH(__rid, $fedsql_salt)) <= <k>)
@@ -18,15 +18,16 @@ the analyst cannot steer which rows count. A summed column's value is clamped to
 The NULL guard matters: DuckDB's LEAST / GREATEST skip NULL arguments, so without it a NULL
 would become L and be counted and summed.
 
-The WHERE condition is evaluated under ``TRY``: a row whose condition raises (a division by
-zero, a failed CAST, an overflow) is left out instead of failing the query. Otherwise whether a
-query fails would depend on, and so reveal, the values of single rows.
+In the WHERE condition every operation that can fail on a value (a division by zero, a failed
+CAST, an overflow) is wrapped in its own ``TRY`` and gives NULL on that row instead of failing the
+query; otherwise whether a query fails would reveal single rows (see ``guard_errors``).
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
+from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
 from fedsql.sql.query import Query
@@ -38,13 +39,18 @@ UNIT_COLUMN = "__unit"
 ROW_ID_COLUMN = "__rid"
 
 
-def build_partial_sql(query: Query, keys: tuple[KeySpace, ...], measures: MeasureSet) -> str:
+def build_partial_sql(
+    query: Query, keys: tuple[KeySpace, ...], measures: MeasureSet, *, cap: bool = True
+) -> str:
     """The silo's partial query for a resolved query.
 
     Args:
         query: The resolved query.
         keys: Its key spaces (``k0``, ...).
         measures: Its measures and value slots.
+        cap: Keep at most k rows per unit. Without the cap the query is only safe at a silo that
+            has verified that no unit has more than k rows in the table (a single-table query can
+            only keep fewer rows per unit than the table has).
 
     Returns:
         DuckDB SQL returning one row per non-empty group: key columns then measure columns.
@@ -60,7 +66,7 @@ def build_partial_sql(query: Query, keys: tuple[KeySpace, ...], measures: Measur
         exp.Table(this=exp.to_identifier(table.name, quoted=True))
     )
     if query.where is not None:
-        rows = rows.where(exp.Try(this=quote_columns(query.where)))
+        rows = rows.where(guard_row_errors(quote_columns(query.where)))
 
     rank = exp.Window(
         this=exp.RowNumber(),
@@ -77,11 +83,11 @@ def build_partial_sql(query: Query, keys: tuple[KeySpace, ...], measures: Measur
             ]
         ),
     )
-    capped = (
-        exp.select(exp.Star())
-        .from_(ROWS_CTE)
-        .qualify(exp.LTE(this=rank, expression=exp.Literal.number(table.max_rows_per_unit)))
-    )
+    capped = exp.select(exp.Star()).from_(ROWS_CTE)
+    if cap:
+        capped = capped.qualify(
+            exp.LTE(this=rank, expression=exp.Literal.number(table.max_rows_per_unit))
+        )
 
     outputs: list[exp.Expr] = [exp.column(key.name) for key in keys]
     for measure in measures.measures:

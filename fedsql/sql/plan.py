@@ -74,8 +74,11 @@ class FederatedPlan:
     index of a key tuple is its mixed-radix position over ``keys`` (first key most significant).
     ``partial_sql`` returns one row per non-empty group with the key columns (named as in
     ``keys``) followed by one column per measure (named as in ``measures``); groups whose key is
-    outside the domain are dropped by the silo. ``finalize_sql`` reads the table
-    ``partials(__cell, <keys>, <measures>)`` and returns the output columns then ``__cell``.
+    outside the domain are dropped by the silo. ``partial_sql_uncapped`` is the same query without
+    the per-unit row cap: a silo may run it instead only for tables in which it has verified that
+    no unit has more than ``row_cap`` rows (then the cap could never drop a row).
+    ``finalize_sql`` reads the table ``partials(__cell, <keys>, <measures>)`` and returns the
+    output columns then ``__cell``.
     """
 
     sql: str
@@ -89,6 +92,7 @@ class FederatedPlan:
     count_measure: str
     outputs: tuple[OutputColumn, ...]
     partial_sql: str
+    partial_sql_uncapped: str
     finalize_sql: str
     projection_sql: str
     explanation: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""A bounded cache of plans: planning is a pure function of SQL, parameters, contract and visibility."""
+"""A bounded cache of plans: planning is a pure function of SQL, parameters and contract."""
 
 from __future__ import annotations
 

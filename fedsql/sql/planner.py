@@ -3,8 +3,8 @@
 Pipeline (each step is its own module)::
 
     parse_statement -> bind_parameters -> check_clauses -> check_expressions -> resolve_names
-    -> plan_keys -> check_grouped_references -> check_aggregates -> collect_measures
-    -> build_partial_sql, build_finalize -> explain
+    -> plan_keys -> check_grouped_references -> check_aggregates -> check_row_types
+    -> collect_measures -> build_partial_sql (guard_errors), build_finalize -> explain
 
 Visibility (``visible``) only decides acceptance: the plan, and so its hash, is a function of
 the SQL text, the parameters and the contract alone, so the hub and every silo derive the same
@@ -20,6 +20,7 @@ from fedsql.errors import QueryRejected
 from fedsql.sql.check_aggregates import check_aggregates
 from fedsql.sql.check_clauses import check_clauses
 from fedsql.sql.check_expressions import check_expressions
+from fedsql.sql.check_types import check_row_types
 from fedsql.sql.explain import explain
 from fedsql.sql.finalize_sql import build_finalize
 from fedsql.sql.group_keys import check_grouped_references, plan_keys
@@ -84,8 +85,10 @@ def _plan(
     keys = plan_keys(query)
     check_grouped_references(query)
     check_aggregates(query)
+    check_row_types(query)
     measures = collect_measures(query)
     partial_sql = build_partial_sql(query, keys, measures)
+    partial_sql_uncapped = build_partial_sql(query, keys, measures, cap=False)
     finalize_sql, projection_sql, outputs = build_finalize(query, keys, measures)
     return FederatedPlan(
         sql=sql,
@@ -99,6 +102,7 @@ def _plan(
         count_measure=measures.count_measure.name,
         outputs=outputs,
         partial_sql=partial_sql,
+        partial_sql_uncapped=partial_sql_uncapped,
         finalize_sql=finalize_sql,
         projection_sql=projection_sql,
         explanation=explain(query, keys, measures, outputs),

@@ -12,18 +12,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedsql.catalog import SecAggParams
+from fedsql.secagg import keys
 from fedsql.secagg.coordinator_session import CoordinatorSession
 from fedsql.secagg.encoding import CoordinateSpec
+from fedsql.secagg.epochs import EpochKeyStore
+from fedsql.secagg.identity import IdentityKey, sign_message
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.messages import (
     PROTOCOL_VERSION,
     Descriptor,
     MaskedUpload,
-    Roster,
-    RosterEntry,
     UnmaskRequest,
     UnmaskResponse,
 )
+from fedsql.secagg.roster import Authority, Roster, RosterEntry
 from fedsql.secagg.silo_session import SiloSession
 
 #: Stress and statistical tests use full sizes only when FEDSQL_SLOW=1.
@@ -31,6 +33,7 @@ SLOW = os.environ.get("FEDSQL_SLOW") == "1"
 
 FED_ID = "fed-test"
 EPOCH = 7
+CONTRACT_HASH = hashlib.sha256(b"contract/fed-test").hexdigest()
 
 
 def seeded_bytes(label: str) -> Callable[[int], bytes]:
@@ -50,6 +53,11 @@ def keypair_for(label: str) -> SiloKeyPair:
     return SiloKeyPair.from_private_bytes(hashlib.sha256(label.encode()).digest())
 
 
+def identity_for(label: str) -> IdentityKey:
+    """A fixed Ed25519 identity key derived from a label."""
+    return IdentityKey.from_private_bytes(hashlib.sha256(b"ed25519/" + label.encode()).digest())
+
+
 def qid_for(label: str) -> bytes:
     """A fixed 16-byte query id derived from a label."""
     return hashlib.sha256(b"qid/" + label.encode()).digest()[:16]
@@ -57,17 +65,101 @@ def qid_for(label: str) -> bytes:
 
 @dataclass
 class Federation:
-    """A roster, key pairs and one SiloSession per silo."""
+    """A roster, key pairs and one SiloSession per silo.
+
+    A *signed* federation has an enrolment authority, a coordinator key and an identity key
+    per silo, and its sessions run in signed mode. With *epoch keys*, each silo masks with a
+    per-epoch key from its own store, and every session holds every peer's signed epoch key.
+    """
 
     ids: tuple[str, ...]
     keypairs: dict[str, SiloKeyPair]
     roster: Roster
     c_max: int
+    label: str = "fed"
+    identities: dict[str, IdentityKey] = field(default_factory=dict)
+    authority: Authority | None = None
+    coordinator_key: IdentityKey | None = None
+    epoch_stores: dict[str, EpochKeyStore] = field(default_factory=dict)
     sessions: dict[str, SiloSession] = field(default_factory=dict)
     claimed: dict[str, set[bytes]] = field(default_factory=dict)
 
+    @property
+    def signed(self) -> bool:
+        return self.authority is not None
+
     def index(self, silo_id: str) -> int:
         return self.roster.entry(silo_id).index
+
+    def new_session(
+        self,
+        silo_id: str,
+        *,
+        claim_qid: Callable[[bytes], bool] | None = None,
+        random_label: str | None = None,
+        with_peer_keys: bool = True,
+        **overrides: object,
+    ) -> SiloSession:
+        """A session for ``silo_id`` configured like the federation's (a restarted silo).
+
+        With epoch keys it receives every silo's published key unless ``with_peer_keys`` is
+        false.
+        """
+        options: dict[str, object] = {
+            "c_max": self.c_max,
+            "claim_qid": claim_qid,
+            "random_bytes": seeded_bytes(random_label or f"{self.label}/{silo_id}/random"),
+        }
+        if self.signed:
+            assert self.authority is not None
+            options.update(
+                identity=self.identities[silo_id],
+                authority_public=self.authority.public_bytes,
+                contract_hash=CONTRACT_HASH,
+            )
+        elif silo_id in self.identities:
+            options["identity"] = self.identities[silo_id]
+        if silo_id in self.epoch_stores:
+            options["epoch_keys"] = self.epoch_stores[silo_id]
+        options.update(overrides)
+        session = SiloSession(
+            silo_id,
+            self.keypairs[silo_id],
+            self.roster,
+            EPOCH,
+            **options,  # type: ignore[arg-type]
+        )
+        if silo_id in self.epoch_stores and with_peer_keys:
+            session.add_epoch_keys(store.public(EPOCH) for store in self.epoch_stores.values())
+        return session
+
+    def sign(self, message: Descriptor) -> Descriptor:
+        """The descriptor signed by the coordinator key (unchanged in an unsigned federation)."""
+        if self.coordinator_key is None:
+            return message
+        return sign_message(message, self.coordinator_key)
+
+    def coordinator(self, desc: Descriptor) -> CoordinatorSession:
+        """An honest coordinator session for ``desc``."""
+        return CoordinatorSession(desc, self.roster, self.c_max, signer=self.coordinator_key)
+
+    def pair_key(self, a: str, b: str, epoch: int = EPOCH) -> bytes:
+        """K_ab as silo ``a`` derives it (what a corrupt silo ``a`` hands the coordinator)."""
+        if a in self.epoch_stores:
+            own = self.epoch_stores[a].keypair(epoch)
+            peer_public = self.epoch_stores[b].public(epoch).x25519_public
+        else:
+            own, peer_public = self.keypairs[a], self.roster.entry(b).x25519_public
+        return keys.pair_key(
+            own.private_bytes,
+            peer_public,
+            self.roster.fed_id,
+            epoch,
+            a,
+            b,
+            own.public_bytes,
+            peer_public,
+        )
 
 
 def make_federation(
@@ -76,25 +168,57 @@ def make_federation(
     c_max: int = 1,
     label: str = "fed",
     deterministic: bool = True,
+    signed: bool = False,
+    epoch_keys: bool = False,
 ) -> Federation:
     """A federation of the given silo ids (or ``n`` ids ``clinic-000``...), with fixed keys."""
     if isinstance(ids, int):
         ids = [f"clinic-{i:03d}" for i in range(ids)]
     silo_ids = tuple(ids)
     keypairs = {sid: keypair_for(f"{label}/{sid}") for sid in silo_ids}
+    identities = (
+        {sid: identity_for(f"{label}/{sid}") for sid in silo_ids} if signed or epoch_keys else {}
+    )
     entries = tuple(
-        RosterEntry(silo_id=sid, index=i + 1, x25519_public=keypairs[sid].public_bytes)
+        RosterEntry(
+            silo_id=sid,
+            index=i + 1,
+            x25519_public=keypairs[sid].public_bytes,
+            ed25519_public=identities[sid].public_bytes if signed else b"",
+        )
         for i, sid in enumerate(silo_ids)
     )
-    roster = Roster(fed_id=FED_ID, version=1, entries=entries)
-    fed = Federation(silo_ids, keypairs, roster, c_max)
+    authority = Authority(identity_for(f"{label}/authority")) if signed else None
+    coordinator_key = identity_for(f"{label}/coordinator") if signed else None
+    roster = Roster(
+        fed_id=FED_ID,
+        version=1,
+        entries=entries,
+        contract_hash=CONTRACT_HASH if signed else "",
+        coordinator_public=coordinator_key.public_bytes if coordinator_key else b"",
+    )
+    if authority is not None:
+        roster = authority.sign(roster)
+    fed = Federation(
+        silo_ids,
+        keypairs,
+        roster,
+        c_max,
+        label=label,
+        identities=identities,
+        authority=authority,
+        coordinator_key=coordinator_key,
+    )
+    if epoch_keys:
+        for sid in silo_ids:
+            store = EpochKeyStore(
+                FED_ID, sid, identities[sid], random_bytes=seeded_bytes(f"{label}/{sid}/epoch")
+            )
+            store.open_epoch(EPOCH)
+            fed.epoch_stores[sid] = store
     for sid in silo_ids:
-        fed.sessions[sid] = SiloSession(
+        fed.sessions[sid] = fed.new_session(
             sid,
-            keypairs[sid],
-            roster,
-            EPOCH,
-            c_max=c_max,
             random_bytes=seeded_bytes(f"{label}/{sid}/random") if deterministic else os.urandom,
         )
     return fed
@@ -143,7 +267,7 @@ def make_descriptor(
         params_json="[]",
         deadline_ms=1_700_000_000_000,
     )
-    return with_fields(desc, overrides)
+    return fed.sign(with_fields(desc, overrides))
 
 
 @dataclass
@@ -167,7 +291,8 @@ def run_protocol(
     finish: bool = True,
 ) -> Run:
     """Run FSA-1: ``uploaders`` (default: the cohort) upload, ``responders`` answer round 2."""
-    coordinator = CoordinatorSession(desc, fed.roster, fed.c_max)
+    coordinator = fed.coordinator(desc)
+    desc = coordinator.desc
     up_ids = list(uploaders) if uploaders is not None else list(desc.cohort)
     uploads = {sid: fed.sessions[sid].upload(desc, inputs[sid]) for sid in up_ids}
     for up in uploads.values():

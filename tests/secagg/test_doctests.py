@@ -11,6 +11,7 @@ MODULES = [
     "fedsql.secagg.aead",
     "fedsql.secagg.canonical",
     "fedsql.secagg.encoding",
+    "fedsql.secagg.identity",
     "fedsql.secagg.keys",
     "fedsql.secagg.masks",
     "fedsql.secagg.messages",

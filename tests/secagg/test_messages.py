@@ -10,6 +10,7 @@ import pytest
 from fedsql.errors import ProtocolError
 from fedsql.secagg.encoding import CoordinateSpec
 from fedsql.secagg.messages import (
+    Abort,
     Descriptor,
     MaskedUpload,
     Roster,
@@ -54,7 +55,15 @@ def _desc() -> Descriptor:
 
 
 def test_every_descriptor_field_is_covered_by_the_test_table() -> None:
-    assert {f.name for f in dataclasses.fields(Descriptor)} == set(CHANGED)
+    assert {f.name for f in dataclasses.fields(Descriptor)} == {*CHANGED, "signature"}
+
+
+def test_the_descriptor_signature_is_outside_its_digest() -> None:
+    base = _desc()
+    signed = dataclasses.replace(base, signature=bytes(range(64)))
+    assert signed.digest() == base.digest()
+    with pytest.raises(ProtocolError, match="signature must be empty or 64 bytes"):
+        dataclasses.replace(base, signature=b"sig")
 
 
 @pytest.mark.parametrize("name", sorted(CHANGED))
@@ -151,7 +160,7 @@ def test_roster_lookup() -> None:
 def test_unmask_request_digest_covers_r2_only_and_ignores_set_order() -> None:
     qid, hq = bytes(16), bytes(32)
     a = UnmaskRequest(qid, hq, ("a", "b", "c"), ("d",), (("b", b"x"),))
-    b = UnmaskRequest(qid, hq, ("c", "a", "b"), ("d",), (("c", b"y"),), signature=b"sig")
+    b = UnmaskRequest(qid, hq, ("c", "a", "b"), ("d",), (("c", b"y"),), signature=bytes(64))
     c = UnmaskRequest(qid, hq, ("a", "b"), ("c", "d"), ())
     assert a.digest() == b.digest()
     assert a.digest() != c.digest()
@@ -176,11 +185,35 @@ def test_upload_and_response_shapes_are_checked() -> None:
 
 def test_canonical_forms_exclude_the_signature() -> None:
     up = MaskedUpload(bytes(16), "a", bytes(32), bytes(8), bytes(32), (("b", b"ct"),))
-    assert up.canonical() == dataclasses.replace(up, signature=b"sig").canonical()
+    assert up.canonical() == dataclasses.replace(up, signature=bytes(64)).canonical()
     assert up.canonical() != dataclasses.replace(up, y=bytes(16)).canonical()
     resp = UnmaskResponse(bytes(16), "a", bytes(32), (), (("b", bytes(16)),))
-    assert resp.canonical() == dataclasses.replace(resp, signature=b"sig").canonical()
+    assert resp.canonical() == dataclasses.replace(resp, signature=bytes(64)).canonical()
     assert resp.canonical() != dataclasses.replace(resp, mask_keys=()).canonical()
+    abort = Abort(bytes(16), "too few uploads")
+    assert abort.canonical() == dataclasses.replace(abort, signature=bytes(64)).canonical()
+    assert abort.canonical() != dataclasses.replace(abort, reason="other").canonical()
+    with pytest.raises(ProtocolError, match="signature must be empty or 64 bytes"):
+        dataclasses.replace(up, signature=bytes(63))
+
+
+def test_message_labels_keep_the_kinds_apart() -> None:
+    up = MaskedUpload(bytes(16), "a", bytes(32), bytes(8), bytes(32), ())
+    encodings = {
+        b"descriptor": _desc().canonical(),
+        b"upload": up.canonical(),
+        b"unmask-request": UnmaskRequest(bytes(16), bytes(32), ("a",), (), ()).canonical(),
+        b"unmask-response": UnmaskResponse(bytes(16), "a", bytes(32), (), ()).canonical(),
+        b"abort": Abort(bytes(16), "").canonical(),
+        b"roster": FED.roster.canonical(),
+    }
+    labels = {kind: b"fedsql/secagg/v1/" + kind for kind in encodings}
+    for kind, encoded in encodings.items():
+        assert encoded.startswith(labels[kind])
+        # the label is followed by a length prefix or an integer, never by more label text
+        assert encoded[len(labels[kind])] == 0
+    for a in labels.values():
+        assert sum(b.startswith(a) for b in labels.values()) == 1
 
 
 def test_vectors_roundtrip_through_their_wire_form() -> None:

@@ -214,3 +214,36 @@ def test_epoch_change_moves_the_session_to_the_new_epoch() -> None:
     xs = {sid: np.full(8, 3, dtype=np.int64) for sid in fed.ids}
     run = run_protocol(fed, new, xs)
     assert run.total is not None and run.total.tolist() == [9] * 8
+
+
+def test_a_query_closed_while_its_upload_is_computed_releases_no_upload() -> None:
+    fed = _fed()
+    desc = make_descriptor(fed, cells=4, specs=(SPEC,))
+    holder: dict[str, SiloSession] = {}
+
+    def random_bytes_that_abort(n: int) -> bytes:
+        holder["session"].abort(desc.qid)  # an Abort arrives mid-computation
+        return bytes(n)
+
+    session = fed.new_session("clinic-000", random_bytes=random_bytes_that_abort)
+    holder["session"] = session
+    with pytest.raises(ProtocolError, match="closed while its upload was computed"):
+        session.upload(desc, _x())
+    assert session.state(desc.qid) is RoundState.CLOSED
+
+
+def test_ending_the_epoch_closes_unanswered_queries_and_keeps_answered_ones() -> None:
+    fed = _fed(4)
+    desc = make_descriptor(fed, cells=4, specs=(SPEC,))
+    xs = {sid: _x() for sid in fed.ids}
+    run = run_protocol(fed, desc, xs, finish=False, responders=fed.ids[:2])
+    for session in fed.sessions.values():
+        session.end_epoch(EPOCH)
+    assert [fed.sessions[s].state(desc.qid) for s in fed.ids] == [
+        RoundState.ANSWERED,
+        RoundState.ANSWERED,
+        RoundState.CLOSED,
+        RoundState.CLOSED,
+    ]
+    with pytest.raises(ProtocolError, match="aborted"):
+        fed.sessions["clinic-002"].unmask(run.requests["clinic-002"])

@@ -59,7 +59,7 @@ CONDITIONS = [
     "extract(year FROM birth_date) = 1990",
     "date_part('year', birth_date) = 1990",
     "date_trunc('month', birth_date) = DATE '1990-01-01'",
-    "date_trunc('month', DATE '1990-01-17') = birth_date",
+    "date_trunc('month', DATE '1990-01-17') = CAST(birth_date AS TIMESTAMP)",
     "date_diff('day', birth_date, DATE '2000-01-01') > 100",
     "(age + 1) * 2 - 3 > 40 / 2 AND age // 3 = 10 AND age % 2 = 0",
     "-age < -30 AND sex || region = 'Mwest'",

@@ -33,6 +33,12 @@ QUERIES = [
     "SELECT urgent, AVG(cost), COUNT(minutes) FROM visits WHERE cost > 100 GROUP BY urgent",
     "SELECT test, SUM(delta), AVG(score) FROM labs GROUP BY test",
     "SELECT year, COUNT(*), SUM(score) FROM labs GROUP BY year",
+    # a failing operation in one unit's row must not change whether other rows count
+    "SELECT COUNT(*) FROM patients WHERE coalesce(bmi, 0) <= 70 OR 1 // (age - age) > 0",
+    "SELECT sex, SUM(age) FROM patients WHERE coalesce(bmi, 0) <= 70 OR CAST(name AS INT) > 0 "
+    "GROUP BY sex",
+    "SELECT dept, COUNT(*) FROM visits WHERE minutes <= 240 OR cost * 2147483647 * 4 > 0 "
+    "GROUP BY dept",
 ]
 
 

@@ -65,7 +65,9 @@ def test_qmark_parameters_bind_in_text_order_even_where_the_tree_reorders() -> N
         "SELECT COUNT(*) FROM visits WHERE date_diff('day', ?, visit_date) > ? AND dept = ? LIMIT ?"
     )
     plan = plan_query(sql, [dt.date(2024, 1, 2), 3, "er", 7], CONTRACT, VISIBLE)
-    assert "DATE_DIFF('DAY', CAST('2024-01-02' AS DATE), \"visit_date\") > 3" in plan.partial_sql
+    assert "TRY(DATE_DIFF('DAY', CAST('2024-01-02' AS DATE), \"visit_date\")) > 3" in (
+        plan.partial_sql
+    )
     assert "\"dept\" = 'er'" in plan.partial_sql
     assert plan.finalize_sql.rstrip().endswith("LIMIT 7")
 

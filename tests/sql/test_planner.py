@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from fedsql.catalog import Column, Contract, Domain, Table
 from fedsql.errors import QueryRejected
@@ -185,3 +187,17 @@ def test_comments_never_reach_the_generated_sql() -> None:
     plan = _plan("SELECT /* a */ COUNT(*) -- b\nFROM patients WHERE age > 1 /* */ ; -- c")
     assert "--" not in plan.partial_sql + plan.finalize_sql
     assert "/*" not in plan.partial_sql + plan.finalize_sql
+
+
+def test_fallible_row_operations_are_guarded_one_by_one() -> None:
+    plan = _plan(
+        "SELECT COUNT(*) FROM patients "
+        "WHERE age > 3 AND (1 // (age - 30) > 0 OR CAST(name AS INT) = 2 OR age / 0 > 1)"
+    )
+    tree = sqlglot.parse_one(plan.partial_sql, read="duckdb")
+    rows = tree.find(exp.CTE)
+    assert rows is not None
+    where = rows.this.args["where"].this
+    assert isinstance(where, exp.And)  # never one TRY around the whole condition
+    guarded = sorted(type(t.this).__name__ for t in where.find_all(exp.Try))
+    assert guarded == ["Cast", "IntDiv", "Sub"]

@@ -150,6 +150,26 @@ REJECTIONS: list[tuple[str, type[Error], str]] = [
     ("SELECT COUNT(*) FROM patients WHERE {'a': 1} IS NULL", Q, "struct literals"),
     ("SELECT COUNT(*) AS a, SUM(age) AS a FROM patients ORDER BY a", Q, "distinct aliases"),
     ("SELECT COUNT(*) FROM patients WHERE " + "(" * 200 + "age > 1" + ")" * 200, Q, "too deeply"),
+    # implicit conversions of row values that can fail (and so reveal a row)
+    ("SELECT COUNT(*) FROM patients WHERE name = 1", Q, "convert the text value name"),
+    ("SELECT COUNT(*) FROM patients WHERE sex IN (1, 2)", Q, "IN would convert the text value"),
+    ("SELECT COUNT(*) FROM patients WHERE nullif(name, 1) IS NULL", Q, "NULLIF would convert"),
+    ("SELECT COUNT(*) FROM patients WHERE name", Q, "WHERE needs a true/false condition"),
+    ("SELECT COUNT(*) FROM patients WHERE smoker OR name", Q, "AND / OR needs a true/false"),
+    ("SELECT COUNT(*) FROM patients WHERE NOT lower(name)", Q, "NOT needs a true/false"),
+    ("SELECT COUNT(*) FROM patients WHERE CASE WHEN name THEN true END", Q, "CASE WHEN needs"),
+    (
+        "SELECT COUNT(*) FROM patients WHERE birth_date = TIMESTAMP '2020-01-01 10:00:00'",
+        Q,
+        "mixes the DATE value birth_date with a TIMESTAMP",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE coalesce(visit_date, visit_date + INTERVAL 1 DAY) "
+        "IS NULL",
+        Q,
+        "COALESCE mixes the DATE value",
+    ),
+    ("SELECT COUNT(*) FROM patients WHERE date_part(name, birth_date) = 1", Q, "must be a literal"),
     # unknown or unshared objects
     ("SELECT COUNT(*) FROM nope", U, "unknown table 'nope'; tables you may query: labs"),
     ("SELECT COUNT(*) FROM genomes", U, "table genomes is not shared"),
