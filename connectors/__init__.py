@@ -1,1 +1,1 @@
-"""Data sources for silos (files, DuckDB, PostgreSQL, MySQL, ...), discovered through entry points."""
+"""Data sources for silos (files, DuckDB, PostgreSQL, MySQL, ...), found through entry points."""

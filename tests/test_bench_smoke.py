@@ -1,0 +1,27 @@
+"""The benchmarks run at a smoke size, so they keep working between full runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize(
+    ("script", "expect"),
+    [("query_latency.py", "worst ratio"), ("secagg.py", "per silo")],
+)
+def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert expect in proc.stdout
