@@ -15,6 +15,9 @@ from fedsql.config.policy import load_policy
 from fedsql.demo.generator import demo_files, ensure_demo_data
 from fedsql.errors import ConfigError
 from fedsql.hub.coordinator import Hub
+from fedsql.secagg.enrolment import SiloCredentials, build_roster
+from fedsql.secagg.identity import IdentityKey
+from fedsql.secagg.roster import Authority
 from fedsql.silo.agent import SiloAgent
 from fedsql.transport.server import RunningServer, start_hub_server
 
@@ -61,23 +64,39 @@ class DemoFederation:
         files = demo_files()
         self.contract = load_contract(files / "contract.toml")
         data = ensure_demo_data(Path(cache_dir) if cache_dir else None)
-        self.hub = Hub(self.contract, noise=noise)
+        policies = []
+        for policy_file in sorted(files.glob("*.toml")):
+            if policy_file.name == "contract.toml":
+                continue
+            policy = load_policy(policy_file, self.contract)
+            if policy_overrides:
+                policy = dataclasses.replace(policy, **policy_overrides)
+            policies.append(policy)
+        # Enrolment, done in memory for the demo: every clinic makes its keys, the authority
+        # (not the hub) signs the roster, and each silo pins the authority's key.
+        self.authority = Authority.generate()
+        coordinator = IdentityKey.generate()
+        self.credentials = {p.silo_id: SiloCredentials.generate(p.silo_id) for p in policies}
+        self.roster = self.authority.sign(
+            build_roster(
+                self.contract.federation_id,
+                1,
+                self.contract.fingerprint,
+                coordinator.public_bytes,
+                [c.request for c in self.credentials.values()],
+            )
+        )
+        self.hub = Hub(self.contract, noise=noise, roster=self.roster, coordinator=coordinator)
         self.server: RunningServer = start_hub_server(self.hub, "127.0.0.1:0")
         self.target = f"127.0.0.1:{self.server.port}"
         self.silos: dict[str, SiloAgent] = {}
+        self._testing = testing
+        self._data = data
+        self._policies = {p.silo_id: p for p in policies}
         try:
-            for policy_file in sorted(files.glob("*.toml")):
-                if policy_file.name == "contract.toml":
-                    continue
-                policy = load_policy(policy_file, self.contract)
-                if policy_overrides:
-                    policy = dataclasses.replace(policy, **policy_overrides)
-                if silos is not None and policy.silo_id not in silos:
-                    continue
-                path = self._data_path(policy.data, data)
-                agent = SiloAgent(self.contract, policy, path, self.state_dir, testing=testing)
-                agent.connect(self.target)
-                self.silos[policy.silo_id] = agent
+            for policy in policies:
+                if silos is None or policy.silo_id in silos:
+                    self.start_silo(policy.silo_id)
         except BaseException:
             self.close()
             raise
@@ -90,6 +109,26 @@ class DemoFederation:
                 raise ConfigError(f"unknown demo clinic {clinic!r}", key="silo.data")
             return generated[clinic]
         return Path(data)
+
+    def start_silo(self, silo_id: str) -> SiloAgent:
+        """Start (or restart) one clinic's agent and connect it to the hub."""
+        policy = self._policies[silo_id]
+        agent = SiloAgent(
+            self.contract,
+            policy,
+            self._data_path(policy.data, self._data),
+            self.state_dir,
+            testing=self._testing,
+            credentials=self.credentials[silo_id],
+            authority_public=self.authority.public_bytes,
+        )
+        try:
+            agent.connect(self.target)
+        except BaseException:
+            agent.close()
+            raise
+        self.silos[silo_id] = agent
+        return agent
 
     def stop_silo(self, silo_id: str) -> None:
         """Disconnect one clinic (to exercise partial participation)."""

@@ -15,6 +15,7 @@ import pyarrow as pa
 from fedsql.catalog import Contract
 from fedsql.errors import (
     BudgetExhausted,
+    ConfigError,
     Error,
     ProtocolError,
     QueryRejected,
@@ -24,15 +25,20 @@ from fedsql.hub.finalize import finalize, finalize_engine
 from fedsql.hub.query_run import QueryRun
 from fedsql.hub.registry import ConnectedSilo, Registry, now_ms
 from fedsql.hub.translate import (
+    epoch_key_from_message,
     message_from_unmask_request,
     request_from_descriptor,
     response_from_message,
+    roster_from_welcome,
     upload_from_message,
+    welcome_from_roster,
 )
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode, spec_for_measure
-from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster, RosterEntry
+from fedsql.secagg.epochs import verify_epoch_key
+from fedsql.secagg.identity import IdentityKey
+from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster
 from fedsql.sql.plan import FederatedPlan
 from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
@@ -107,6 +113,8 @@ class Hub:
         *,
         noise: bool = True,
         round_timeout_s: float = 60.0,
+        roster: Roster | None = None,
+        coordinator: IdentityKey | None = None,
     ) -> None:
         """Create a hub for ``contract``.
 
@@ -115,7 +123,32 @@ class Hub:
             noise: False only in tests: asks silos for noise-off answers (silos not started for
                 testing refuse such queries).
             round_timeout_s: How long each secure-aggregation round waits for silos.
+            roster: The roster signed by the enrolment authority. With it, only enrolled silos
+                may connect, every protocol message is signed and silos verify the roster against
+                the authority they pin. Without it the hub builds an unsigned roster from the
+                silos that connect (tests and local experiments only).
+            coordinator: The hub's Ed25519 key, the one the signed roster names.
+
+        Raises:
+            ConfigError: The roster is for another federation or contract, or names another
+                coordinator key.
         """
+        if (roster is None) != (coordinator is None):
+            raise ConfigError("a signed roster and the coordinator's key go together")
+        if roster is not None and coordinator is not None:
+            if roster.fed_id != contract.federation_id:
+                raise ConfigError("the roster is for another federation", key="roster.fed_id")
+            if roster.contract_hash != contract.fingerprint:
+                raise ConfigError(
+                    "the roster was signed for another version of the contract; enrol again",
+                    key="roster.contract_hash",
+                )
+            if roster.coordinator_public != coordinator.public_bytes:
+                raise ConfigError(
+                    "the roster names another coordinator key", key="roster.coordinator_public"
+                )
+        self._signed_roster = roster
+        self._coordinator = coordinator
         self.contract = contract
         self.noise = noise
         self.round_timeout_s = round_timeout_s
@@ -129,9 +162,11 @@ class Hub:
 
     def on_connect(self, hello: Hello, channel: SiloChannel) -> Welcome:
         """Register a silo and tell every other silo about the new roster."""
+        if self._signed_roster is not None:
+            self._check_enrolled(hello, self._signed_roster)
         with self._roster_lock:
             self.registry.add(hello, channel)
-            welcome = self.registry.welcome()
+            welcome = self._welcome()
             _, silos = self.registry.snapshot()
             for silo in silos:
                 if silo.silo_id != hello.silo_id:
@@ -143,7 +178,7 @@ class Hub:
         """Forget a silo; queries waiting on it see it as dropped."""
         with self._roster_lock:
             self.registry.remove(silo_id)
-            welcome = self.registry.welcome()
+            welcome = self._welcome()
             _, silos = self.registry.snapshot()
             for silo in silos:
                 silo.channel.send(welcome)
@@ -152,6 +187,29 @@ class Hub:
         for run in runs:
             run.disconnected(silo_id)
         log.info("silo %s disconnected", silo_id)
+
+    @staticmethod
+    def _check_enrolled(hello: Hello, roster: Roster) -> None:
+        entry = roster.get(hello.silo_id)
+        if entry is None:
+            raise ProtocolError(f"silo {hello.silo_id} is not enrolled in this federation's roster")
+        if entry.x25519_public != hello.x25519_public:
+            raise ProtocolError(f"silo {hello.silo_id} presents a key the roster does not list")
+        if hello.epoch_key is None:
+            raise ProtocolError(f"silo {hello.silo_id} sent no signed epoch key")
+        verify_epoch_key(epoch_key_from_message(hello.epoch_key), roster)
+
+    def _welcome(self) -> Welcome:
+        """The roster every silo holds: signed and fixed, or built from the connected silos."""
+        roster = self._signed_roster
+        if roster is None:
+            return self.registry.welcome()
+        _, silos = self.registry.snapshot()
+        return welcome_from_roster(
+            roster,
+            self.registry.epoch,
+            tuple(s.hello.epoch_key for s in silos if s.hello.epoch_key is not None),
+        )
 
     def on_message(self, silo_id: str, msg: SiloToHub) -> None:
         """Route a silo's message to the query it belongs to."""
@@ -203,7 +261,7 @@ class Hub:
         """
         with self._roster_lock:
             version, silos = self.registry.snapshot()
-            welcome = self.registry.welcome()
+            welcome = self._welcome()
         n = len(silos)
         needed = self.contract.secagg.n_min
         if n < needed:
@@ -231,14 +289,10 @@ class Hub:
             )
         encoding = self._encoding(plan, noise, n)
         check_plan(encoding, n)
-        roster = Roster(
-            fed_id=welcome.fed_id,
-            version=welcome.roster_version,
-            entries=tuple(
-                RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
-                for e in welcome.roster
-            ),
-        )
+        if self._signed_roster is not None:
+            roster, version = self._signed_roster, self._signed_roster.version
+        else:
+            roster = roster_from_welcome(welcome)
         return Prepared(plan, epsilon, noise, encoding, tuple(silos), version, roster)
 
     def _epsilon(self, asked: str, silos: list[ConnectedSilo]) -> str:
@@ -357,11 +411,13 @@ class Hub:
             self._runs[desc.qid] = run
         channels = {s.silo_id: s.channel for s in prepared.silos}
         try:
-            request = request_from_descriptor(desc)
+            session = CoordinatorSession(
+                desc, prepared.roster, c_max=self.contract.secagg.c_max, signer=self._coordinator
+            )
+            request = request_from_descriptor(session.desc)
             for channel in channels.values():
                 channel.send(request)
             run.wait_round1(time.monotonic() + self.round_timeout_s)
-            session = CoordinatorSession(desc, prepared.roster, c_max=self.contract.secagg.c_max)
             for silo_id, upload in sorted(run.uploads.items()):
                 try:
                     session.add_upload(upload_from_message(upload))
@@ -370,7 +426,7 @@ class Hub:
             try:
                 unmask = session.close_round1()
             except QuorumNotMet:
-                self._abort(desc.qid, channels, "too few uploads")
+                self._abort(session, channels, "too few uploads")
                 run.mark_timeouts()
                 raise self._quorum_error(run) from None
             for silo_id, r2 in unmask.items():
@@ -385,7 +441,7 @@ class Hub:
             try:
                 total = session.finish()
             except Error:
-                self._abort(desc.qid, channels, "unmasking failed")
+                self._abort(session, channels, "unmasking failed")
                 run.mark_timeouts()
                 raise
             values = decode(total, desc.encoding, desc.cells, len(desc.cohort))
@@ -394,9 +450,13 @@ class Hub:
                 self._runs.pop(desc.qid, None)
         return self._reply(req, prepared, run, survivors, values, started)
 
-    def _abort(self, qid: bytes, channels: dict[str, SiloChannel], reason: str) -> None:
+    def _abort(
+        self, session: CoordinatorSession, channels: dict[str, SiloChannel], reason: str
+    ) -> None:
+        notice = session.abort(reason)
+        message = Abort(qid=notice.qid, reason=notice.reason, signature=notice.signature)
         for channel in channels.values():
-            channel.send(Abort(qid=qid, reason=reason, signature=b""))
+            channel.send(message)
 
     def _quorum_error(self, run: QueryRun) -> Error:
         refusals = {s: o for s, o in run.outcomes.items() if o.status == "refused"}

@@ -2,17 +2,77 @@
 
 from __future__ import annotations
 
-from fedsql.secagg.protocol import Descriptor
+from fedsql.secagg.epochs import EpochKey
+from fedsql.secagg.protocol import Descriptor, Roster
 from fedsql.secagg.protocol import MaskedUpload as SecAggUpload
+from fedsql.secagg.protocol import RosterEntry as SecAggRosterEntry
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.secagg.protocol import UnmaskResponse as SecAggResponse
 from fedsql.transport.messages import (
     EncodingEntry,
+    EpochKeyInfo,
     MaskedUpload,
     QueryRequest,
+    RosterEntry,
     UnmaskRequest,
     UnmaskResponse,
+    Welcome,
 )
+
+
+def epoch_key_from_message(msg: EpochKeyInfo) -> EpochKey:
+    """The protocol's view of a relayed epoch key."""
+    return EpochKey(
+        fed_id=msg.fed_id,
+        silo_id=msg.silo_id,
+        epoch=msg.epoch,
+        x25519_public=msg.x25519_public,
+        signature=msg.signature,
+    )
+
+
+def welcome_from_roster(
+    roster: Roster, epoch: int, epoch_keys: tuple[EpochKeyInfo, ...]
+) -> Welcome:
+    """The Welcome relaying a signed roster exactly as the authority signed it."""
+    return Welcome(
+        fed_id=roster.fed_id,
+        roster_version=roster.version,
+        epoch=epoch,
+        roster=tuple(
+            RosterEntry(
+                silo_id=e.silo_id,
+                index=e.index,
+                x25519_public=e.x25519_public,
+                ed25519_public=e.ed25519_public,
+            )
+            for e in roster.entries
+        ),
+        contract_hash=roster.contract_hash,
+        coordinator_public=roster.coordinator_public,
+        roster_signature=roster.signature,
+        epoch_keys=epoch_keys,
+    )
+
+
+def roster_from_welcome(welcome: Welcome) -> Roster:
+    """The protocol's roster carried by a Welcome (signed or not)."""
+    return Roster(
+        fed_id=welcome.fed_id,
+        version=welcome.roster_version,
+        entries=tuple(
+            SecAggRosterEntry(
+                silo_id=e.silo_id,
+                index=e.index,
+                x25519_public=e.x25519_public,
+                ed25519_public=e.ed25519_public,
+            )
+            for e in welcome.roster
+        ),
+        signature=welcome.roster_signature,
+        contract_hash=welcome.contract_hash,
+        coordinator_public=welcome.coordinator_public,
+    )
 
 
 def request_from_descriptor(desc: Descriptor) -> QueryRequest:
@@ -40,7 +100,7 @@ def request_from_descriptor(desc: Descriptor) -> QueryRequest:
         sql=desc.sql,
         params_json=desc.params_json,
         deadline_ms=desc.deadline_ms,
-        signature=b"",
+        signature=desc.signature,
     )
 
 

@@ -14,6 +14,7 @@ value: it is what a federation runs on in the unsigned mode meant for tests and 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -286,3 +287,57 @@ def verify_roster(
             f"roster version {roster.version} is for another federation contract "
             f"({roster.contract_hash[:12]}..., this party runs {contract_hash[:12]}...)"
         )
+
+
+def roster_to_json(roster: Roster) -> str:
+    """A roster as JSON text (keys and signature in hex), for files and enrolment tools.
+
+    >>> r = Roster("fed", 1, (RosterEntry("a", 1, bytes(range(32))),))
+    >>> roster_from_json(roster_to_json(r)) == r
+    True
+    """
+    body = {
+        "fed_id": roster.fed_id,
+        "version": roster.version,
+        "contract_hash": roster.contract_hash,
+        "coordinator_public": roster.coordinator_public.hex(),
+        "entries": [
+            {
+                "silo_id": e.silo_id,
+                "index": e.index,
+                "x25519_public": e.x25519_public.hex(),
+                "ed25519_public": e.ed25519_public.hex(),
+            }
+            for e in roster.entries
+        ],
+        "signature": roster.signature.hex(),
+    }
+    return json.dumps(body, indent=2, sort_keys=True)
+
+
+def roster_from_json(text: str) -> Roster:
+    """Parse :func:`roster_to_json` output.
+
+    Raises:
+        ProtocolError: The text is not a roster.
+    """
+    try:
+        body = json.loads(text)
+        return Roster(
+            fed_id=str(body["fed_id"]),
+            version=int(body["version"]),
+            entries=tuple(
+                RosterEntry(
+                    silo_id=str(e["silo_id"]),
+                    index=int(e["index"]),
+                    x25519_public=bytes.fromhex(e["x25519_public"]),
+                    ed25519_public=bytes.fromhex(e.get("ed25519_public", "")),
+                )
+                for e in body["entries"]
+            ),
+            signature=bytes.fromhex(body.get("signature", "")),
+            contract_hash=str(body.get("contract_hash", "")),
+            coordinator_public=bytes.fromhex(body.get("coordinator_public", "")),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ProtocolError(f"not a roster file ({type(exc).__name__})") from None

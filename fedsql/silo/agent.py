@@ -19,18 +19,22 @@ from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.ledger import Ledger
 from fedsql.privacy.noise import sample_discrete_gaussian
 from fedsql.secagg.encoding import encode
+from fedsql.secagg.enrolment import SiloCredentials
+from fedsql.secagg.epochs import EpochKey, EpochKeyStore
 from fedsql.secagg.keys import SiloKeyPair
-from fedsql.secagg.protocol import (
-    Roster,
-    RosterEntry,
-    SiloSession,
-)
-from fedsql.secagg.protocol import (
-    UnmaskRequest as SecAggUnmaskRequest,
-)
+from fedsql.secagg.protocol import Roster, SiloSession
+from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
-from fedsql.silo.translate import descriptor_from_request, response_to_message, upload_to_message
+from fedsql.silo.translate import (
+    abort_from_message,
+    descriptor_from_request,
+    epoch_key_from_message,
+    epoch_key_to_message,
+    response_to_message,
+    roster_from_welcome,
+    upload_to_message,
+)
 from fedsql.silo.vector import dense_vector
 from fedsql.sql.plan import SALT_PARAM
 from fedsql.transport.client import HubConnection, connect_to_hub
@@ -80,6 +84,8 @@ class SiloAgent:
         *,
         testing: bool = False,
         on_executed: Callable[[str], None] | None = None,
+        credentials: SiloCredentials | None = None,
+        authority_public: bytes | None = None,
     ) -> None:
         """Prepare the agent: open the engine, the ledger and the silo's keys.
 
@@ -90,6 +96,12 @@ class SiloAgent:
             state_dir: Folder for the ledger (created if missing).
             testing: Start in test mode (accepts noise-off queries). Never in production.
             on_executed: Called with the query id whenever partial SQL runs (for tests and audit).
+            credentials: This silo's enrolled keys. With ``authority_public`` the silo runs
+                signed: it verifies the roster against the pinned enrolment authority, signs
+                its messages, derives masks from signed per-epoch keys and refuses unsigned
+                requests. Without them it makes throwaway keys and trusts the hub's roster
+                (tests and local experiments only).
+            authority_public: The pinned Ed25519 key of the enrolment authority.
 
         Raises:
             ConfigError: The data do not satisfy the contract's bounds on rows.
@@ -104,7 +116,23 @@ class SiloAgent:
         state = Path(state_dir)
         state.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(state / f"{self.silo_id}.ledger.sqlite")
-        self.keys = SiloKeyPair.generate()
+        if (credentials is None) != (authority_public is None):
+            raise ConfigError("a silo's enrolled keys and the pinned authority key go together")
+        if credentials is not None and credentials.silo_id != self.silo_id:
+            raise ConfigError("the enrolled keys belong to another silo", key="silo.id")
+        self._credentials = credentials
+        self._authority_public = authority_public
+        self._roster_version_file = state / f"{self.silo_id}.roster-version"
+        self._epoch_keys: EpochKeyStore | None = None
+        self._epoch_key: EpochKey | None = None
+        if credentials is not None:
+            self.keys = credentials.x25519
+            self._epoch_keys = EpochKeyStore(
+                contract.federation_id, self.silo_id, credentials.identity
+            )
+            self._epoch_key = self._epoch_keys.open_epoch(0)
+        else:
+            self.keys = SiloKeyPair.generate()
         self.stats = SiloStats()
         self._on_executed = on_executed
         self._roster: Roster | None = None
@@ -152,6 +180,7 @@ class SiloAgent:
             max_epsilon_per_query=repr(float(self.policy.max_epsilon_per_query)),
             shared=tuple(sorted((t, tuple(c)) for t, c in self.policy.shared.items())),
             test_mode=self.testing,
+            epoch_key=None if self._epoch_key is None else epoch_key_to_message(self._epoch_key),
         )
 
     def connect(self, target: str, *, timeout_s: float = 10.0) -> None:
@@ -181,7 +210,10 @@ class SiloAgent:
         elif isinstance(msg, UnmaskRequest):
             self._pool.submit(self._guarded, self._on_unmask, msg)
         elif isinstance(msg, Abort) and self._session is not None:
-            self._session.abort(msg.qid)
+            try:
+                self._session.receive_abort(abort_from_message(msg))
+            except ProtocolError as exc:
+                log.warning("silo %s ignored an abort: %s", self.silo_id, exc)
 
     def _guarded(self, fn: Callable[[object], None], msg: object) -> None:
         try:
@@ -189,23 +221,47 @@ class SiloAgent:
         except Exception:  # a worker must never die silently
             log.exception("silo %s failed handling %s", self.silo_id, type(msg).__name__)
 
+    def _pinned_roster_version(self) -> int:
+        try:
+            return int(self._roster_version_file.read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _pin_roster_version(self, version: int) -> None:
+        tmp = self._roster_version_file.with_suffix(".tmp")
+        tmp.write_text(str(version))
+        tmp.replace(self._roster_version_file)
+
+    def _claim_qid(self, qid: bytes) -> bool:
+        # The ledger records every admitted query id durably (its charge refuses a repeat,
+        # atomically); a query id it already holds is a replay, also after a restart.
+        return not self.ledger.seen(qid.hex())
+
     def _apply_welcome(self, welcome: Welcome) -> None:
+        roster = roster_from_welcome(welcome)
         with self._lock:
-            roster = Roster(
-                fed_id=welcome.fed_id,
-                version=welcome.roster_version,
-                entries=tuple(
-                    RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
-                    for e in welcome.roster
-                ),
-            )
-            self._roster = roster
             if self._session is None:
+                signed = self._credentials is not None
                 self._session = SiloSession(
-                    self.silo_id, self.keys, roster, welcome.epoch, c_max=self.contract.secagg.c_max
+                    self.silo_id,
+                    self.keys,
+                    roster,
+                    welcome.epoch,
+                    c_max=self.contract.secagg.c_max,
+                    claim_qid=self._claim_qid,
+                    identity=self._credentials.identity if self._credentials else None,
+                    authority_public=self._authority_public,
+                    contract_hash=self.contract.fingerprint if signed else None,
+                    min_roster_version=self._pinned_roster_version() if signed else 0,
+                    epoch_keys=self._epoch_keys,
                 )
             else:
                 self._session.update_roster(roster, welcome.epoch)
+            if self._epoch_keys is not None and welcome.epoch_keys:
+                self._session.add_epoch_keys(epoch_key_from_message(k) for k in welcome.epoch_keys)
+            if self._credentials is not None and roster.version > self._pinned_roster_version():
+                self._pin_roster_version(roster.version)
+            self._roster = roster
         self._welcome.set()
 
     def _send(self, msg: object) -> None:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from fedsql.secagg.encoding import CoordinateSpec
-from fedsql.secagg.protocol import Descriptor
+from fedsql.secagg.epochs import EpochKey
+from fedsql.secagg.protocol import Abort as SecAggAbort
+from fedsql.secagg.protocol import Descriptor, Roster, RosterEntry
 from fedsql.secagg.protocol import MaskedUpload as SecAggUpload
 from fedsql.secagg.protocol import UnmaskResponse as SecAggResponse
-from fedsql.transport.messages import MaskedUpload, QueryRequest, UnmaskResponse
+from fedsql.transport.messages import (
+    Abort,
+    EpochKeyInfo,
+    MaskedUpload,
+    QueryRequest,
+    UnmaskResponse,
+    Welcome,
+)
 
 
 def descriptor_from_request(request: QueryRequest) -> Descriptor:
@@ -34,6 +43,54 @@ def descriptor_from_request(request: QueryRequest) -> Descriptor:
         sql=request.sql,
         params_json=request.params_json,
         deadline_ms=request.deadline_ms,
+        signature=request.signature,
+    )
+
+
+def abort_from_message(msg: Abort) -> SecAggAbort:
+    """The protocol's view of the hub's Abort."""
+    return SecAggAbort(qid=msg.qid, reason=msg.reason, signature=msg.signature)
+
+
+def epoch_key_to_message(key: EpochKey) -> EpochKeyInfo:
+    """The transport form of this silo's signed epoch key."""
+    return EpochKeyInfo(
+        fed_id=key.fed_id,
+        silo_id=key.silo_id,
+        epoch=key.epoch,
+        x25519_public=key.x25519_public,
+        signature=key.signature,
+    )
+
+
+def epoch_key_from_message(msg: EpochKeyInfo) -> EpochKey:
+    """The protocol's view of a peer's relayed epoch key."""
+    return EpochKey(
+        fed_id=msg.fed_id,
+        silo_id=msg.silo_id,
+        epoch=msg.epoch,
+        x25519_public=msg.x25519_public,
+        signature=msg.signature,
+    )
+
+
+def roster_from_welcome(welcome: Welcome) -> Roster:
+    """The roster a Welcome carries, exactly as sent (a signed one is verified by the session)."""
+    return Roster(
+        fed_id=welcome.fed_id,
+        version=welcome.roster_version,
+        entries=tuple(
+            RosterEntry(
+                silo_id=e.silo_id,
+                index=e.index,
+                x25519_public=e.x25519_public,
+                ed25519_public=e.ed25519_public,
+            )
+            for e in welcome.roster
+        ),
+        signature=welcome.roster_signature,
+        contract_hash=welcome.contract_hash,
+        coordinator_public=welcome.coordinator_public,
     )
 
 

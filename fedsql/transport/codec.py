@@ -20,6 +20,7 @@ from fedsql.transport.messages import (
     Accepted,
     ConnectedSilo,
     EncodingEntry,
+    EpochKeyInfo,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -64,6 +65,27 @@ def _hello_pb(m: Hello) -> pb.Hello:
         max_epsilon_per_query=m.max_epsilon_per_query,
         shared=[pb.SharedTable(table=t, columns=list(cols)) for t, cols in m.shared],
         test_mode=m.test_mode,
+        epoch_key=None if m.epoch_key is None else _epoch_key_pb(m.epoch_key),
+    )
+
+
+def _epoch_key_pb(m: EpochKeyInfo) -> pb.EpochKey:
+    return pb.EpochKey(
+        fed_id=m.fed_id,
+        silo_id=m.silo_id,
+        epoch=m.epoch,
+        x25519_public=m.x25519_public,
+        signature=m.signature,
+    )
+
+
+def _epoch_key(p: pb.EpochKey) -> EpochKeyInfo:
+    return EpochKeyInfo(
+        fed_id=p.fed_id,
+        silo_id=p.silo_id,
+        epoch=p.epoch,
+        x25519_public=p.x25519_public,
+        signature=p.signature,
     )
 
 
@@ -114,10 +136,19 @@ def _welcome_pb(m: Welcome) -> pb.Welcome:
         roster_version=m.roster_version,
         epoch=m.epoch,
         roster=[
-            pb.RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
+            pb.RosterEntry(
+                silo_id=e.silo_id,
+                index=e.index,
+                x25519_public=e.x25519_public,
+                ed25519_public=e.ed25519_public,
+            )
             for e in m.roster
         ],
         hub_version=m.hub_version,
+        contract_hash=m.contract_hash,
+        coordinator_public=m.coordinator_public,
+        roster_signature=m.roster_signature,
+        epoch_keys=[_epoch_key_pb(k) for k in m.epoch_keys],
     )
 
 
@@ -273,6 +304,7 @@ def _hello(p: pb.Hello) -> Hello:
         max_epsilon_per_query=p.max_epsilon_per_query,
         shared=tuple((s.table, tuple(s.columns)) for s in p.shared),
         test_mode=p.test_mode,
+        epoch_key=_epoch_key(p.epoch_key) if p.HasField("epoch_key") else None,
     )
 
 
@@ -323,10 +355,19 @@ def _welcome(p: pb.Welcome) -> Welcome:
         roster_version=p.roster_version,
         epoch=p.epoch,
         roster=tuple(
-            RosterEntry(silo_id=e.silo_id, index=e.index, x25519_public=e.x25519_public)
+            RosterEntry(
+                silo_id=e.silo_id,
+                index=e.index,
+                x25519_public=e.x25519_public,
+                ed25519_public=e.ed25519_public,
+            )
             for e in p.roster
         ),
         hub_version=p.hub_version,
+        contract_hash=p.contract_hash,
+        coordinator_public=p.coordinator_public,
+        roster_signature=p.roster_signature,
+        epoch_keys=tuple(_epoch_key(k) for k in p.epoch_keys),
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "AnalystMessage",
     "ConnectedSilo",
     "EncodingEntry",
+    "EpochKeyInfo",
     "ExecuteReply",
     "ExecuteRequest",
     "Heartbeat",
@@ -66,6 +67,7 @@ class Hello:
     max_epsilon_per_query: str
     shared: tuple[tuple[str, tuple[str, ...]], ...]
     test_mode: bool = False
+    epoch_key: EpochKeyInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,23 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class RosterEntry:
-    """One silo of the roster: id, 1-based Shamir evaluation point and X25519 public key."""
+    """One silo of the roster: id, 1-based Shamir evaluation point, X25519 and Ed25519 keys."""
 
     silo_id: str
     index: int
     x25519_public: bytes
+    ed25519_public: bytes = b""
+
+
+@dataclass(frozen=True)
+class EpochKeyInfo:
+    """A silo's X25519 public key for one epoch and its Ed25519 signature over it."""
+
+    fed_id: str
+    silo_id: str
+    epoch: int
+    x25519_public: bytes
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,10 @@ class Welcome:
     epoch: int
     roster: tuple[RosterEntry, ...]
     hub_version: str = ""
+    contract_hash: str = ""
+    coordinator_public: bytes = b""
+    roster_signature: bytes = b""
+    epoch_keys: tuple[EpochKeyInfo, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    EpochKeyInfo,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -110,6 +111,16 @@ def _check_hello(m: Hello) -> None:
     tables = [table for table, _ in m.shared]
     if any(not table for table in tables) or len(set(tables)) != len(tables):
         raise _fail("Hello", "shared must name each table once, by a non-empty name")
+    if m.epoch_key is not None:
+        _check_epoch_key("Hello", m.epoch_key)
+        if m.epoch_key.silo_id != m.silo_id:
+            raise _fail("Hello", "the epoch key must be the silo's own")
+
+
+def _check_epoch_key(where: str, key: EpochKeyInfo) -> None:
+    _silo_id(where, key.silo_id)
+    _fixed(where, f"epoch key of {key.silo_id}", key.x25519_public, X25519_PUBLIC_BYTES)
+    _signature(where, key.signature)
 
 
 def _check_masked_upload(m: MaskedUpload) -> None:
@@ -155,6 +166,14 @@ def _check_welcome(m: Welcome) -> None:
         _fixed(
             "Welcome", f"x25519_public of {entry.silo_id}", entry.x25519_public, X25519_PUBLIC_BYTES
         )
+        if entry.ed25519_public:
+            _fixed("Welcome", f"ed25519_public of {entry.silo_id}", entry.ed25519_public, 32)
+    if m.coordinator_public:
+        _fixed("Welcome", "coordinator_public", m.coordinator_public, 32)
+    _signature("Welcome", m.roster_signature)
+    _ids("Welcome", "epoch_keys", (k.silo_id for k in m.epoch_keys))
+    for key in m.epoch_keys:
+        _check_epoch_key("Welcome", key)
 
 
 def _check_query_request(m: QueryRequest) -> None:

@@ -95,6 +95,7 @@ class Hello(_message.Message):
     MAX_EPSILON_PER_QUERY_FIELD_NUMBER: _builtins.int
     SHARED_FIELD_NUMBER: _builtins.int
     TEST_MODE_FIELD_NUMBER: _builtins.int
+    EPOCH_KEY_FIELD_NUMBER: _builtins.int
     silo_id: _builtins.str
     name: _builtins.str
     version: _builtins.str
@@ -106,6 +107,10 @@ class Hello(_message.Message):
     test_mode: _builtins.bool
     @_builtins.property
     def shared(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedTable]: ...
+    @_builtins.property
+    def epoch_key(self) -> Global___EpochKey:
+        """The silo's signed key for the current epoch (absent when it runs without epoch keys)."""
+
     def __init__(
         self,
         *,
@@ -118,10 +123,11 @@ class Hello(_message.Message):
         max_epsilon_per_query: _builtins.str = ...,
         shared: _abc.Iterable[Global___SharedTable] | None = ...,
         test_mode: _builtins.bool = ...,
+        epoch_key: Global___EpochKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["epoch_key", b"epoch_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_fingerprint", b"contract_fingerprint", "max_epsilon_per_query", b"max_epsilon_per_query", "min_group_size", b"min_group_size", "name", b"name", "shared", b"shared", "silo_id", b"silo_id", "test_mode", b"test_mode", "version", b"version", "x25519_public", b"x25519_public"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_fingerprint", b"contract_fingerprint", "epoch_key", b"epoch_key", "max_epsilon_per_query", b"max_epsilon_per_query", "min_group_size", b"min_group_size", "name", b"name", "shared", b"shared", "silo_id", b"silo_id", "test_mode", b"test_mode", "version", b"version", "x25519_public", b"x25519_public"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,23 +363,60 @@ class RosterEntry(_message.Message):
     SILO_ID_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     X25519_PUBLIC_FIELD_NUMBER: _builtins.int
+    ED25519_PUBLIC_FIELD_NUMBER: _builtins.int
     silo_id: _builtins.str
     index: _builtins.int
     x25519_public: _builtins.bytes
+    ed25519_public: _builtins.bytes
+    """The silo's Ed25519 identity key; empty in an unsigned roster."""
     def __init__(
         self,
         *,
         silo_id: _builtins.str = ...,
         index: _builtins.int = ...,
         x25519_public: _builtins.bytes = ...,
+        ed25519_public: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "silo_id", b"silo_id", "x25519_public", b"x25519_public"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ed25519_public", b"ed25519_public", "index", b"index", "silo_id", b"silo_id", "x25519_public", b"x25519_public"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RosterEntry: _TypeAlias = RosterEntry  # noqa: Y015
+
+@_typing.final
+class EpochKey(_message.Message):
+    """A silo's X25519 key for one epoch, signed by its identity key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FED_ID_FIELD_NUMBER: _builtins.int
+    SILO_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    X25519_PUBLIC_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    fed_id: _builtins.str
+    silo_id: _builtins.str
+    epoch: _builtins.int
+    x25519_public: _builtins.bytes
+    signature: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        fed_id: _builtins.str = ...,
+        silo_id: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        x25519_public: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "fed_id", b"fed_id", "signature", b"signature", "silo_id", b"silo_id", "x25519_public", b"x25519_public"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EpochKey: _TypeAlias = EpochKey  # noqa: Y015
 
 @_typing.final
 class Welcome(_message.Message):
@@ -386,12 +429,26 @@ class Welcome(_message.Message):
     EPOCH_FIELD_NUMBER: _builtins.int
     ROSTER_FIELD_NUMBER: _builtins.int
     HUB_VERSION_FIELD_NUMBER: _builtins.int
+    CONTRACT_HASH_FIELD_NUMBER: _builtins.int
+    COORDINATOR_PUBLIC_FIELD_NUMBER: _builtins.int
+    ROSTER_SIGNATURE_FIELD_NUMBER: _builtins.int
+    EPOCH_KEYS_FIELD_NUMBER: _builtins.int
     fed_id: _builtins.str
     roster_version: _builtins.int
     epoch: _builtins.int
     hub_version: _builtins.str
+    contract_hash: _builtins.str
+    """Signed roster (empty when unsigned): the contract it is bound to, the coordinator's
+    Ed25519 key and the enrolment authority's signature over the roster.
+    """
+    coordinator_public: _builtins.bytes
+    roster_signature: _builtins.bytes
     @_builtins.property
     def roster(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterEntry]: ...
+    @_builtins.property
+    def epoch_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpochKey]:
+        """Every connected silo's signed key for the current epoch, relayed by the hub."""
+
     def __init__(
         self,
         *,
@@ -400,10 +457,14 @@ class Welcome(_message.Message):
         epoch: _builtins.int = ...,
         roster: _abc.Iterable[Global___RosterEntry] | None = ...,
         hub_version: _builtins.str = ...,
+        contract_hash: _builtins.str = ...,
+        coordinator_public: _builtins.bytes = ...,
+        roster_signature: _builtins.bytes = ...,
+        epoch_keys: _abc.Iterable[Global___EpochKey] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "fed_id", b"fed_id", "hub_version", b"hub_version", "roster", b"roster", "roster_version", b"roster_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_hash", b"contract_hash", "coordinator_public", b"coordinator_public", "epoch", b"epoch", "epoch_keys", b"epoch_keys", "fed_id", b"fed_id", "hub_version", b"hub_version", "roster", b"roster", "roster_signature", b"roster_signature", "roster_version", b"roster_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
