@@ -1,0 +1,72 @@
+"""Partial participation: a query completes over the silos that answered and names the others."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import fedsql
+from fedsql import errors
+from fedsql.demo.federation import DemoFederation
+
+SQL = "SELECT sex, COUNT(*), SUM(age) FROM patients GROUP BY sex"
+
+
+def _pooled(files: dict[str, Path], clinics: list[str]) -> list[tuple[object, ...]]:
+    conn = duckdb.connect()
+    parts = []
+    for i, clinic in enumerate(clinics):
+        conn.execute(f"ATTACH '{files[clinic]}' AS c{i} (READ_ONLY)")
+        parts.append(f"SELECT * FROM c{i}.patients")
+    conn.execute("CREATE VIEW patients AS " + " UNION ALL ".join(parts))
+    rows = conn.execute(SQL + " ORDER BY sex").fetchall()
+    conn.close()
+    return [(sex, n, int(s)) for sex, n, s in rows]
+
+
+def test_a_refusing_silo_is_left_out_and_named(demo_data: dict[str, Path]) -> None:
+    with DemoFederation(noise=False, testing=True, policy_overrides={"min_group_size": 1}) as fed:
+        # One clinic refuses everything: it never uploads, so it is in the dropped set and the
+        # others reveal their pairwise mask keys with it (and nothing else).
+        seoul = fed.silos["seoul"]
+        seoul.policy = dataclasses.replace(seoul.policy, approval="deny")
+        with fedsql.connect(fed.target, analyst="partial") as conn:
+            cur = conn.cursor().execute(SQL)
+            rows = [(sex, n, int(s)) for sex, n, s in cur.fetchall()]
+            assert cur.privacy is not None
+            status = {s.silo_id: s for s in cur.privacy.silos}
+    assert rows == _pooled(demo_data, ["mumbai", "san-francisco", "sydney"])
+    assert status["seoul"].status == "refused"
+    assert "refuses all queries" in status["seoul"].reason
+    assert {s for s, st in status.items() if st.status == "answered"} == {
+        "mumbai",
+        "san-francisco",
+        "sydney",
+    }
+
+
+def test_a_disconnected_silo_is_not_in_the_cohort(demo_data: dict[str, Path]) -> None:
+    with DemoFederation(noise=False, testing=True, policy_overrides={"min_group_size": 1}) as fed:
+        fed.stop_silo("sydney")
+        with fedsql.connect(fed.target, analyst="partial") as conn:
+            cur = conn.cursor().execute(SQL)
+            rows = [(sex, n, int(s)) for sex, n, s in cur.fetchall()]
+            assert cur.privacy is not None
+            answered = cur.privacy.answered()
+    assert rows == _pooled(demo_data, ["mumbai", "san-francisco", "seoul"])
+    assert sorted(answered) == ["mumbai", "san-francisco", "seoul"]
+
+
+def test_too_few_silos_fail_clearly_and_release_nothing(demo_data: dict[str, Path]) -> None:
+    with DemoFederation(noise=False, testing=True) as fed:
+        fed.stop_silo("sydney")
+        fed.stop_silo("seoul")
+        with (
+            fedsql.connect(fed.target, analyst="partial") as conn,
+            pytest.raises(errors.QuorumNotMet, match="at least 3"),
+        ):
+            conn.cursor().execute(SQL)
+        assert all(a.stats.executed == 0 for a in fed.silos.values())
