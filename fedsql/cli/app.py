@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from fedsql.cli import query
+from fedsql.cli import authority, hub, query, silo
 
 app = typer.Typer(
     name="fedsql",
@@ -16,6 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 query.register(app)
+authority.register(app)
+hub.register(app)
+silo.register(app)
 
 
 def main() -> None:

@@ -189,9 +189,16 @@ class SiloAgent:
         Raises:
             fedsql.errors.Error: The hub refused this silo or could not be reached.
         """
+        if self._conn is not None:
+            self._conn.close()
         self._conn = connect_to_hub(target, self.hello(), self._dispatch)
         welcome = self._conn.welcome(timeout_s)
         self._apply_welcome(welcome)
+
+    def wait_disconnected(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the stream to the hub to end; True once it has."""
+        conn = self._conn
+        return conn is None or conn.wait_closed(timeout_s)
 
     def close(self) -> None:
         """Close the stream, the workers and the engine."""

@@ -1,0 +1,73 @@
+"""``fedsql silo``: a clinic's enrolment and its long-running agent."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedsql.cli.authority import read_public
+from fedsql.cli.failure import fail
+from fedsql.config import load_contract, load_policy
+from fedsql.errors import ConfigError, Error
+from fedsql.secagg.enrolment import SiloCredentials
+from fedsql.silo.agent import SiloAgent
+from fedsql.silo.service import serve_silo
+
+silo_app = typer.Typer(help="Run a clinic's silo agent.")
+
+
+@silo_app.command("enrol")
+def enrol(
+    silo_id: Annotated[str, typer.Option("--id", help="The silo's id, as in its policy.")],
+    state: Annotated[Path, typer.Option(help="The silo's private state folder.")],
+) -> None:
+    """Create this silo's keys locally (0600) and the enrolment request for the authority."""
+    try:
+        request = SiloCredentials.generate(silo_id).save(state)
+    except Error as exc:
+        fail(exc)
+    typer.echo(f"keys written to {state}; send {request} to the enrolment authority")
+
+
+@silo_app.command("serve")
+def serve(
+    policy: Annotated[Path, typer.Option(help="The clinic's policy (TOML).")],
+    contract: Annotated[Path, typer.Option(help="The federation contract (TOML).")],
+    hub: Annotated[str, typer.Option(help="The hub's host:port (the silo dials out).")],
+    state: Annotated[Path, typer.Option(help="The silo's state folder (keys, ledger).")],
+    authority: Annotated[Path, typer.Option(help="The enrolment authority's public key file.")],
+    testing: Annotated[
+        bool, typer.Option(help="Test mode: accept noise-off queries. Never in production.")
+    ] = False,
+) -> None:
+    """Serve queries for this clinic until SIGTERM or SIGINT, reconnecting to the hub as needed."""
+    logging.getLogger("fedsql").setLevel(logging.INFO)
+    try:
+        the_contract = load_contract(contract)
+        the_policy = load_policy(policy, the_contract)
+        if the_policy.data.startswith("demo:"):
+            raise ConfigError(
+                "this policy names demo data; point `data` at the clinic's DuckDB file",
+                file=str(policy),
+                key="silo.data",
+            )
+        agent = SiloAgent(
+            the_contract,
+            the_policy,
+            the_policy.data,
+            state,
+            testing=testing,
+            credentials=SiloCredentials.load(state, the_policy.silo_id),
+            authority_public=read_public(authority),
+        )
+        serve_silo(agent, hub)
+    except Error as exc:
+        fail(exc)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command group to ``app``."""
+    app.add_typer(silo_app, name="silo")
