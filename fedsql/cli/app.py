@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from fedsql.cli import authority, hub, query, silo
+from fedsql.cli import authority, hub, query, silo, status
 
 app = typer.Typer(
     name="fedsql",
@@ -19,6 +19,7 @@ query.register(app)
 authority.register(app)
 hub.register(app)
 silo.register(app)
+status.register(app)
 
 
 def main() -> None:

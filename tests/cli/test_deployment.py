@@ -152,6 +152,13 @@ def test_query_through_separate_processes(deployment: dict[str, object]) -> None
         assert f"{silo} answered" in proc.stderr
 
 
+def test_status_lists_the_connected_silos(deployment: dict[str, object]) -> None:
+    proc = cli("status", "--hub", str(deployment["target"]))
+    assert "fedsql-demo" in proc.stdout
+    for silo in SILOS:
+        assert silo in proc.stdout
+
+
 def test_processes_stop_cleanly_on_sigterm(deployment: dict[str, object]) -> None:
     silos = deployment["silos"]
     assert isinstance(silos, dict)
