@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fedsql.demo.generator import demo_files
+from fedsql.errors import Error
 from fedsql.transport.client import AnalystClient
 
 SILOS = ("mumbai", "san-francisco", "seoul", "sydney")
@@ -42,8 +43,11 @@ def wait_for(predicate: object, timeout_s: float = 30.0) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except Error:  # e.g. the hub is restarting
+            pass
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
 
@@ -195,3 +199,91 @@ def test_a_roster_from_another_authority_is_refused(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spent(root: Path, silo: str, analyst: str) -> int:
+    from fedsql.privacy.ledger import Ledger
+
+    return Ledger(root / silo / f"{silo}.ledger.sqlite").spent(analyst)
+
+
+def test_silo_killed_and_hub_restarted(deployment: dict[str, object]) -> None:
+    root, silos = deployment["root"], deployment["silos"]
+    assert isinstance(root, Path) and isinstance(silos, dict)
+    contract = demo_files() / "contract.toml"
+    # A hub on a fixed port, so that it can be restarted where the silos expect it.
+    port = _free_port()
+    config = root / "hub-fixed.toml"
+    config.write_text((root / "hub.toml").read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    target = f"127.0.0.1:{port}"
+
+    def start_hub() -> subprocess.Popen[bytes]:
+        return spawn("hub", "serve", "--config", str(config), log=root / "hub-fixed.log")
+
+    def start_silo(s: str) -> subprocess.Popen[bytes]:
+        return spawn(
+            "silo", "serve",
+            "--policy", str(root / f"{s}.toml"), "--contract", str(contract),
+            "--hub", target, "--state", str(root / s),
+            "--authority", str(root / "authority" / "authority.pub"),
+            log=root / f"{s}-fixed.log",
+        )  # fmt: skip
+
+    for proc in silos.values():  # the module's silos move to the fixed hub
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    hub = start_hub()
+    procs = {s: start_silo(s) for s in SILOS}
+    client = AnalystClient(target, timeout_s=30)
+    try:
+        wait_for(lambda: len(client.status().silos) == 4)
+        query = ("query", "--hub", target, "--analyst", "resilience", "--format", "csv",
+                 "SELECT COUNT(*) FROM visits")  # fmt: skip
+        assert cli(*query).returncode == 0
+        before = {s: _spent(root, s, "resilience") for s in SILOS}
+        assert set(before.values()) == {1_000_000}
+
+        # SIGKILL one silo while a query runs: it completes over the others or fails cleanly.
+        running = subprocess.Popen(
+            [sys.executable, "-m", "fedsql.cli.app", *query],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        procs["sydney"].kill()
+        procs["sydney"].wait(timeout=30)
+        _out, err = running.communicate(timeout=120)
+        assert running.returncode in (0, 1), err
+        if running.returncode == 1:
+            assert err.startswith("fedsql: ") and len(err.strip().splitlines()) == 1
+
+        # Restart it: it reconnects, and nothing it charged is charged again.
+        procs["sydney"] = start_silo("sydney")
+        wait_for(lambda: len(client.status().silos) == 4)
+        sydney_spent = _spent(root, "sydney", "resilience")
+        assert cli(*query).returncode == 0
+        assert _spent(root, "sydney", "resilience") == sydney_spent + 1_000_000
+
+        # Restart the hub: the silos reconnect by themselves and every ledger is intact.
+        ledgers = {s: _spent(root, s, "resilience") for s in SILOS}
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=30) == 0
+        hub = start_hub()
+        wait_for(lambda: len(client.status().silos) == 4, timeout_s=60)
+        assert {s: _spent(root, s, "resilience") for s in SILOS} == ledgers
+        assert cli(*query).returncode == 0
+        assert all(_spent(root, s, "resilience") == ledgers[s] + 1_000_000 for s in SILOS)
+    finally:
+        client.close()
+        for proc in [*procs.values(), hub]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*procs.values(), hub]:
+            proc.wait(timeout=30)
