@@ -200,6 +200,34 @@ class Contract:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: Aggregate functions a policy may allow (the ones the planner produces measures for).
+AGGREGATE_FUNCTIONS: tuple[str, ...] = ("COUNT", "SUM", "AVG")
+#: Ways a query may use the privacy unit column besides capping rows: in WHERE (``filter``), as a
+#: join key (``join``) and in ``COUNT(DISTINCT unit)`` (``count_distinct``).
+UNIT_USES: tuple[str, ...] = ("filter", "join", "count_distinct")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``queries`` queries per analyst in any window of ``window_s`` seconds."""
+
+    queries: int
+    window_s: int
+
+    def describe(self) -> str:
+        """The limit in words, as operators write it.
+
+        >>> RateLimit(60, 3600).describe()
+        '60 queries per hour'
+        >>> RateLimit(1, 90).describe()
+        '1 query per 90 seconds'
+        """
+        noun = "query" if self.queries == 1 else "queries"
+        names = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+        per = names.get(self.window_s, f"{self.window_s} seconds")
+        return f"{self.queries} {noun} per {per}"
+
+
 @dataclass(frozen=True)
 class SiloPolicy:
     """What one clinic's operator allows: shared tables and columns, caps, budgets, group size.
@@ -207,6 +235,12 @@ class SiloPolicy:
     ``shared`` maps a table name to the columns the clinic shares; tables and columns not
     listed are invisible to every query. ``data`` is the path of the clinic's DuckDB file
     (resolved against the policy file's folder by the loader).
+
+    Budgets are lifetime budgets unless ``budget_renewal_days`` is set: then each analyst may
+    spend their budget in any window of that many days. ``aggregates`` are the aggregate
+    functions queries may use here, ``unit_uses`` how they may use the privacy unit column,
+    ``max_cells`` the largest key space (None: the planner's own limit) and ``rate_limit`` how
+    many queries one analyst may send in a window (None: no limit).
     """
 
     silo_id: str
@@ -219,6 +253,11 @@ class SiloPolicy:
     min_group_size: int = 10
     query_timeout_s: float = 30.0
     approval: Literal["auto", "manual", "deny"] = "auto"
+    budget_renewal_days: int | None = None
+    aggregates: tuple[str, ...] = AGGREGATE_FUNCTIONS
+    unit_uses: tuple[str, ...] = UNIT_USES
+    max_cells: int | None = None
+    rate_limit: RateLimit | None = None
 
     def shares(self, table: str, column: str | None = None) -> bool:
         """True if the clinic shares ``table`` (and ``column`` of it, when given)."""

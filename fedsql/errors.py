@@ -11,6 +11,7 @@ data tools that know DB-API map them as they would for any other database::
           └── DatabaseError
                ├── DataError
                ├── OperationalError
+               │    ├── HubUnreachable     no hub answers at the address (down, wrong address)
                │    ├── BudgetExhausted    an analyst's privacy budget at a silo would be exceeded
                │    ├── QuorumNotMet       too few silos answered for a safe release
                │    ├── QueryTimeout       a partial query ran past its time limit and was killed
@@ -39,6 +40,7 @@ __all__ = [
     "DataError",
     "DatabaseError",
     "Error",
+    "HubUnreachable",
     "IntegrityError",
     "InterfaceError",
     "InternalError",
@@ -111,6 +113,11 @@ class DataError(DatabaseError):
 
 class OperationalError(DatabaseError):
     """The federation could not complete an operation (silos, budgets, time limits)."""
+
+
+class HubUnreachable(OperationalError):
+    """No hub could be reached at the address: it is down, the address is wrong, or the network
+    is in the way."""
 
 
 class BudgetExhausted(OperationalError):

@@ -13,7 +13,11 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.mark.parametrize(
     ("script", "expect"),
-    [("query_latency.py", "worst ratio"), ("secagg.py", "per silo")],
+    [
+        ("query_latency.py", "worst ratio"),
+        ("secagg.py", "per silo"),
+        ("roundtrip.py", "median"),
+    ],
 )
 def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:
     proc = subprocess.run(

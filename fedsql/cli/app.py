@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from fedsql.cli import authority, hub, query, silo, status
+from fedsql.cli import audit, authority, budget, ca, hub, policy, query, silo, status
 
 app = typer.Typer(
     name="fedsql",
@@ -20,6 +20,10 @@ authority.register(app)
 hub.register(app)
 silo.register(app)
 status.register(app)
+policy.register(app)
+audit.register(app)
+budget.register(app)
+ca.register(app)
 
 
 def main() -> None:

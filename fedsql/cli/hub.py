@@ -12,9 +12,10 @@ from fedsql.cli.authority import read_public
 from fedsql.cli.failure import fail
 from fedsql.config import load_contract
 from fedsql.config.hub_config import load_hub_config
-from fedsql.errors import ConfigError, Error
+from fedsql.errors import Error
 from fedsql.hub.service import HubFiles, load_signed_roster, serve_hub
 from fedsql.secagg.identity import IdentityKey
+from fedsql.transport.tls import check_insecure_bind, server_credentials
 
 hub_app = typer.Typer(help="Run the federation's hub.")
 
@@ -45,13 +46,11 @@ def serve(
     logging.getLogger("fedsql").setLevel(logging.INFO)
     try:
         cfg = load_hub_config(config)
-        if not cfg.insecure_local:
-            raise ConfigError(
-                "TLS is not configured for this hub yet; set insecure_local = true to serve "
-                "plaintext on loopback",
-                file=str(config),
-                key="hub.insecure_local",
-            )
+        credentials = None
+        if cfg.tls is not None:
+            credentials = server_credentials(cfg.tls)
+        else:
+            check_insecure_bind(cfg.listen)
         hub, _ = load_signed_roster(
             HubFiles(
                 contract=load_contract(cfg.contract),
@@ -60,7 +59,7 @@ def serve(
                 authority_public=read_public(cfg.authority),
             )
         )
-        serve_hub(hub, cfg.listen, port_file=port_file)
+        serve_hub(hub, cfg.listen, port_file=port_file, credentials=credentials)
     except Error as exc:
         fail(exc)
 

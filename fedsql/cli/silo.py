@@ -15,6 +15,7 @@ from fedsql.errors import ConfigError, Error
 from fedsql.secagg.enrolment import SiloCredentials
 from fedsql.silo.agent import SiloAgent
 from fedsql.silo.service import serve_silo
+from fedsql.transport.tls import PeerIdentity, channel_credentials
 
 silo_app = typer.Typer(help="Run a clinic's silo agent.")
 
@@ -39,6 +40,12 @@ def serve(
     hub: Annotated[str, typer.Option(help="The hub's host:port (the silo dials out).")],
     state: Annotated[Path, typer.Option(help="The silo's state folder (keys, ledger).")],
     authority: Annotated[Path, typer.Option(help="The enrolment authority's public key file.")],
+    tls: Annotated[
+        Path | None, typer.Option(help="This silo's mTLS identity folder (fedsql ca issue silo).")
+    ] = None,
+    hub_name: Annotated[
+        str | None, typer.Option(help="The name on the hub's certificate, if not the host.")
+    ] = None,
     testing: Annotated[
         bool, typer.Option(help="Test mode: accept noise-off queries. Never in production.")
     ] = False,
@@ -63,7 +70,10 @@ def serve(
             credentials=SiloCredentials.load(state, the_policy.silo_id),
             authority_public=read_public(authority),
         )
-        serve_silo(agent, hub)
+        credentials = None
+        if tls is not None:
+            credentials = channel_credentials(tls, expect=PeerIdentity("silo", the_policy.silo_id))
+        serve_silo(agent, hub, credentials=credentials, server_name=hub_name)
     except Error as exc:
         fail(exc)
 

@@ -8,7 +8,8 @@
     roster = "roster.json"           # the roster signed by the enrolment authority
     key = "keys/coordinator.key"     # the hub's Ed25519 key (0600), named in the roster
     authority = "keys/authority.pub" # the enrolment authority's public key (hex)
-    insecure_local = false           # plaintext on loopback only, for local experiments
+    tls = "tls/hub"                  # the hub's mTLS identity folder (fedsql ca issue hub NAME)
+    insecure_local = false           # without tls: plaintext on loopback only, for experiments
 
 Relative paths are resolved against the file's folder.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from fedsql.errors import ConfigError
 
-HUB_KEYS = frozenset({"listen", "contract", "roster", "key", "authority", "insecure_local"})
+HUB_KEYS = frozenset({"listen", "contract", "roster", "key", "authority", "tls", "insecure_local"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class HubConfig:
     roster: Path
     key: Path
     authority: Path
+    tls: Path | None = None
     insecure_local: bool = False
 
 
@@ -80,6 +82,16 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
     insecure = hub.get("insecure_local", False)
     if not isinstance(insecure, bool):
         problems.append(("hub.insecure_local", "must be true or false"))
+    tls = hub.get("tls")
+    if tls is not None and (not isinstance(tls, str) or not tls):
+        problems.append(("hub.tls", "must be the path of the hub's TLS identity folder"))
+    if tls is None and insecure is not True:
+        problems.append(
+            (
+                "hub.tls",
+                "set tls to the hub's identity folder (or insecure_local = true on loopback)",
+            )
+        )
     if problems:
         raise ConfigError(
             "invalid hub configuration:\n"
@@ -99,6 +111,7 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
         roster=resolve(hub["roster"]),
         key=resolve(hub["key"]),
         authority=resolve(hub["authority"]),
+        tls=resolve(tls) if isinstance(tls, str) else None,
         insecure_local=bool(insecure),
     )
     if config.insecure_local and not is_loopback(config.listen):

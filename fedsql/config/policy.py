@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, cast
 
-from fedsql.catalog import Contract, SiloPolicy, Table
+from fedsql.catalog import AGGREGATE_FUNCTIONS, UNIT_USES, Contract, RateLimit, SiloPolicy, Table
 from fedsql.config.fields import Section, epsilon_value
 from fedsql.config.names import index_path, is_slug, quote, slugify
 from fedsql.config.problems import Problems, describe, did_you_mean, read_config_text, read_toml
@@ -15,10 +16,19 @@ from fedsql.config.problems import Problems, describe, did_you_mean, read_config
 #: Keys each table of a policy file accepts. ``share`` and ``privacy.analysts`` are open tables
 #: (see POLICY_OPEN_TABLES) whose keys are table and analyst names.
 POLICY_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"silo", "share", "privacy", "limits", "approval"}),
+    "": frozenset({"silo", "share", "privacy", "queries", "limits", "approval"}),
     "silo": frozenset({"id", "name", "data"}),
-    "privacy": frozenset({"max_epsilon_per_query", "budget_epsilon", "min_group_size", "analysts"}),
-    "limits": frozenset({"query_timeout_s"}),
+    "privacy": frozenset(
+        {
+            "max_epsilon_per_query",
+            "budget_epsilon",
+            "budget_renewal_days",
+            "min_group_size",
+            "analysts",
+        }
+    ),
+    "queries": frozenset({"aggregates", "unit_uses", "max_cells"}),
+    "limits": frozenset({"query_timeout_s", "rate_limit"}),
     "approval": frozenset({"mode"}),
 }
 #: Tables of a policy file whose keys are names chosen by the operator.
@@ -28,6 +38,11 @@ POLICY_OPEN_TABLES: frozenset[str] = frozenset({"share", "privacy.analysts"})
 DEMO_PREFIX = "demo:"
 #: The approval modes a silo may run in.
 APPROVAL_MODES: tuple[str, ...] = ("auto", "manual", "deny")
+#: Longest budget renewal period accepted, in days (a century: longer is a lifetime budget).
+MAX_RENEWAL_DAYS = 36_500
+#: Seconds in each window a rate limit may name.
+RATE_WINDOWS: Mapping[str, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+_RATE_LIMIT = re.compile(r"\s*(?P<queries>\d{1,9})\s*/\s*(?P<window>[a-z]+)\s*")
 
 _DEFAULTS = SiloPolicy(silo_id="defaults", shared={})
 
@@ -86,11 +101,14 @@ def parse_policy(
     share = root.table("share", "[share] with one table = [columns] line per table", required=True)
     shared = _read_share(share, contract) if share is not None else {}
     privacy = root.table("privacy", "[privacy] with max_epsilon_per_query and budget_epsilon")
+    queries = root.table("queries", '[queries] with aggregates = ["COUNT", "SUM", "AVG"]')
     limits = root.table("limits", "[limits] with query_timeout_s")
     approval = root.table("approval", '[approval] with mode = "auto"')
 
     max_eps, budget, min_group, analysts = _read_privacy(privacy)
-    timeout = _read_limits(limits)
+    renewal = _read_renewal(privacy)
+    aggregates, unit_uses, max_cells = _read_queries(queries)
+    timeout, rate_limit = _read_limits(limits)
     mode = _read_approval(approval)
 
     problems.raise_if_any()
@@ -107,6 +125,11 @@ def parse_policy(
         min_group_size=min_group,
         query_timeout_s=timeout,
         approval=mode,
+        budget_renewal_days=renewal,
+        aggregates=aggregates,
+        unit_uses=unit_uses,
+        max_cells=max_cells,
+        rate_limit=rate_limit,
     )
 
 
@@ -267,9 +290,92 @@ def _read_privacy(section: Section | None) -> tuple[float, float, int, dict[str,
     )
 
 
-def _read_limits(section: Section | None) -> float:
+def _read_renewal(section: Section | None) -> int | None:
     if section is None:
-        return _DEFAULTS.query_timeout_s
+        return None
+    days = section.integer("budget_renewal_days", "budget_renewal_days = 365")
+    if days is not None and not 1 <= days <= MAX_RENEWAL_DAYS:
+        section.add(
+            "budget_renewal_days",
+            f"budget_renewal_days must be between 1 and {MAX_RENEWAL_DAYS}, got {days}; write "
+            "budget_renewal_days = 365, or remove it for lifetime budgets",
+        )
+        return None
+    return days
+
+
+def _read_names(
+    section: Section, name: str, allowed: tuple[str, ...], example: str, *, upper: bool
+) -> tuple[str, ...] | None:
+    """A list of distinct names from ``allowed`` (case-insensitive), kept in ``allowed`` order."""
+    values = section.array(name, example)
+    if values is None:
+        return None
+    key = section.key(name)
+    chosen: set[str] = set()
+    ok = True
+    for i, item in enumerate(values):
+        where = index_path(key, i)
+        if not isinstance(item, str):
+            section.problems.add(
+                where, f"expected a name (a string), got {describe(item)}; write {example}"
+            )
+            ok = False
+            continue
+        word = item.upper() if upper else item.lower()
+        if word not in allowed:
+            section.problems.add(
+                where,
+                f"unknown {name[:-1].replace('_', ' ')} {quote(item)}"
+                f"{did_you_mean(word, allowed)}; use some of: {', '.join(allowed)}",
+            )
+            ok = False
+        elif word in chosen:
+            section.problems.add(where, f"{quote(item)} is listed twice; list it once")
+            ok = False
+        chosen.add(word)
+    if not ok:
+        return None
+    return tuple(word for word in allowed if word in chosen)
+
+
+def _read_queries(section: Section | None) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    if section is None:
+        return _DEFAULTS.aggregates, _DEFAULTS.unit_uses, _DEFAULTS.max_cells
+    section.check_keys(POLICY_KEYS["queries"])
+    aggregates = _read_names(
+        section,
+        "aggregates",
+        AGGREGATE_FUNCTIONS,
+        'aggregates = ["COUNT", "SUM", "AVG"]',
+        upper=True,
+    )
+    if aggregates == ():
+        section.add(
+            "aggregates",
+            "the list is empty, so no query could run; allow at least one, e.g. aggregates = "
+            '["COUNT"], or set [approval] mode = "deny" to refuse every query',
+        )
+        aggregates = None
+    unit_uses = _read_names(
+        section, "unit_uses", UNIT_USES, 'unit_uses = ["join", "count_distinct"]', upper=False
+    )
+    max_cells = section.integer("max_cells", "max_cells = 10000")
+    if max_cells is not None and max_cells < 1:
+        section.add(
+            "max_cells", f"max_cells must be 1 or more, got {max_cells}; write max_cells = 10000"
+        )
+        max_cells = None
+    return (
+        _DEFAULTS.aggregates if aggregates is None else aggregates,
+        _DEFAULTS.unit_uses if unit_uses is None else unit_uses,
+        max_cells,
+    )
+
+
+def _read_limits(section: Section | None) -> tuple[float, RateLimit | None]:
+    if section is None:
+        return _DEFAULTS.query_timeout_s, None
     section.check_keys(POLICY_KEYS["limits"])
     timeout = section.number("query_timeout_s", "query_timeout_s = 30")
     if timeout is not None and timeout <= 0:
@@ -278,7 +384,41 @@ def _read_limits(section: Section | None) -> float:
             f"query_timeout_s must be above 0 seconds, got {timeout:g}; write query_timeout_s = 30",
         )
         timeout = None
-    return _DEFAULTS.query_timeout_s if timeout is None else timeout
+    rate = section.string("rate_limit", 'rate_limit = "60/hour"')
+    limit = None if rate is None else _parse_rate_limit(section, rate)
+    return (_DEFAULTS.query_timeout_s if timeout is None else timeout), limit
+
+
+def _parse_rate_limit(section: Section, text: str) -> RateLimit | None:
+    example = 'rate_limit = "60/hour"'
+    match = _RATE_LIMIT.fullmatch(text.lower())
+    if match is None:
+        section.add(
+            "rate_limit",
+            f"{quote(text)} is not a rate limit; write queries/window with a window of "
+            f"{', '.join(RATE_WINDOWS)}, e.g. {example}",
+        )
+        return None
+    window = match["window"]
+    if window.endswith("s") and window[:-1] in RATE_WINDOWS:
+        window = window[:-1]  # "60/hours" reads as "60/hour"
+    if window not in RATE_WINDOWS:
+        section.add(
+            "rate_limit",
+            f"unknown window {quote(match['window'])}"
+            f"{did_you_mean(window, RATE_WINDOWS)}; use one of: {', '.join(RATE_WINDOWS)}, "
+            f"e.g. {example}",
+        )
+        return None
+    queries = int(match["queries"])
+    if queries < 1:
+        section.add(
+            "rate_limit",
+            f"a rate limit of 0 queries would refuse every query; write {example}, or set "
+            '[approval] mode = "deny"',
+        )
+        return None
+    return RateLimit(queries=queries, window_s=RATE_WINDOWS[window])
 
 
 def _read_approval(section: Section | None) -> Literal["auto", "manual", "deny"]:

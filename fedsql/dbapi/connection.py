@@ -7,20 +7,27 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from fedsql import errors
+from fedsql.dbapi.profiles import DEMO, Endpoint, resolve
 from fedsql.errors import InterfaceError
 from fedsql.transport.client import AnalystClient
+from fedsql.transport.messages import CatalogReply, CatalogTable
+from fedsql.transport.tls import channel_credentials, read_identity
 
 if TYPE_CHECKING:
     from fedsql.dbapi.cursor import Cursor
     from fedsql.demo.federation import DemoFederation
 
-DEMO = "demo"
+#: Deadline of each query when neither the caller nor the profile sets one, in seconds.
+DEFAULT_TIMEOUT_S = 300.0
+#: The analyst name used when neither the caller nor the profile names one.
+DEFAULT_ANALYST = "analyst"
 
 
 class Connection:
     """A session with one federation. Queries are read-only, so ``commit`` does nothing.
 
-    The PEP 249 exception classes are attributes, so ``conn.ProgrammingError`` works.
+    The PEP 249 exception classes are attributes, so ``conn.ProgrammingError`` works. A
+    connection may be shared by threads (each with its own cursor).
     """
 
     Warning = errors.Warning
@@ -45,9 +52,16 @@ class Connection:
         """Wrap an analyst client; use :func:`connect` instead of calling this."""
         self._client = client
         self._owned = owned
+        #: The analyst budgets are charged to.
         self.analyst = analyst
+        #: Default epsilon of this connection's queries (None: the federation's default).
         self.epsilon = epsilon
         self.closed = False
+
+    @property
+    def target(self) -> str:
+        """The hub's address (for the embedded demo, its loopback address)."""
+        return self._client.target
 
     @property
     def client(self) -> AnalystClient:
@@ -64,6 +78,27 @@ class Connection:
             raise InterfaceError("the connection is closed")
         return Cursor(self)
 
+    def catalog(self) -> CatalogReply:
+        """The federation's queryable tables and columns: those every connected clinic shares.
+
+        Raises:
+            fedsql.errors.OperationalError: The hub cannot be reached.
+        """
+        return self.client.catalog()
+
+    def table(self, name: str) -> CatalogTable | None:
+        """One queryable table of :meth:`catalog` by name (case-insensitive), or None."""
+        low = name.lower()
+        return next((t for t in self.catalog().tables if t.name == low), None)
+
+    def ping(self) -> None:
+        """Check that the hub answers.
+
+        Raises:
+            fedsql.errors.HubUnreachable: It does not.
+        """
+        self.client.status()
+
     def commit(self) -> None:
         """Nothing to commit: fedsql is read-only."""
         if self.closed:
@@ -75,7 +110,7 @@ class Connection:
             raise InterfaceError("the connection is closed")
 
     def close(self) -> None:
-        """Close the connection (and stop the embedded demo it started, if any)."""
+        """Close the connection (and stop the embedded demo it started, if any); idempotent."""
         if self.closed:
             return
         self.closed = True
@@ -98,39 +133,68 @@ class Connection:
 
 
 def connect(
-    target: str = DEMO,
+    target: str | None = None,
     *,
-    analyst: str = "analyst",
+    profile: str | None = None,
+    analyst: str | None = None,
     epsilon: float | None = None,
-    timeout_s: float = 300.0,
+    timeout_s: float | None = None,
     state_dir: str | Path | None = None,
 ) -> Connection:
-    """Open a connection.
+    """Open a connection to a hub, to a hub named by a profile, or to the embedded demo.
 
     Args:
-        target: ``"demo"`` starts the embedded demo federation in this process; otherwise the
-            hub's ``host:port``.
+        target: ``"demo"`` starts the embedded demo federation in this process; ``host:port``
+            is a hub; ``fedsql://[analyst@]host:port[/?epsilon=..&timeout_s=..&profile=..]``
+            is a hub with defaults. None: the ``profile``, else the ``default`` profile if the
+            profile file defines one, else the demo.
+        profile: A profile of ``~/.config/fedsql/profiles.toml`` (see
+            :mod:`fedsql.dbapi.profiles`); explicit arguments override its values.
         analyst: The analyst name budgets are charged to.
         epsilon: Default epsilon per query (None: the federation's default).
-        timeout_s: Deadline for each query.
-        state_dir: With ``"demo"``, a folder to keep the silos' ledgers between runs.
+        timeout_s: Deadline of each query, in seconds.
+        state_dir: With the demo, a folder to keep the clinics' ledgers between runs.
 
     Returns:
-        An open connection.
+        An open connection. Connections are plaintext gRPC: mutual TLS and analyst tokens are
+        not built yet.
 
     Raises:
-        fedsql.errors.OperationalError: The hub cannot be reached.
+        fedsql.errors.ConfigError: The profile does not exist or the profile file is invalid.
+        fedsql.errors.InterfaceError: The target is a malformed URL or an argument is invalid.
     """
+    if epsilon is not None and not epsilon > 0:
+        raise InterfaceError("epsilon must be a positive number")
+    endpoint = resolve(
+        target,
+        Endpoint(analyst=analyst, epsilon=epsilon, timeout_s=timeout_s, profile=profile),
+    )
+    hub = endpoint.hub or DEMO
     owned = None
-    if target == DEMO:
+    if hub == DEMO:
         from fedsql.demo.federation import DemoFederation
 
         owned = DemoFederation(state_dir=state_dir)
-        target = owned.target
+        hub = owned.target
+    analyst_name = endpoint.analyst
     try:
-        client = AnalystClient(target, timeout_s=timeout_s)
+        credentials = None
+        if endpoint.tls is not None:
+            credentials = channel_credentials(endpoint.tls)
+            analyst_name = analyst_name or read_identity(endpoint.tls).name
+        client = AnalystClient(
+            hub,
+            credentials,
+            timeout_s=endpoint.timeout_s or DEFAULT_TIMEOUT_S,
+            server_name=endpoint.server_name,
+        )
     except BaseException:
         if owned is not None:
             owned.close()
         raise
-    return Connection(client, analyst=analyst, epsilon=epsilon, owned=owned)
+    return Connection(
+        client,
+        analyst=analyst_name or DEFAULT_ANALYST,
+        epsilon=endpoint.epsilon,
+        owned=owned,
+    )

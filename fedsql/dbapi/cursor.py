@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import importlib.util
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from fedsql.dbapi.privacy import PrivacyReport
 from fedsql.dbapi.types import type_code
-from fedsql.errors import InterfaceError, ProgrammingError
+from fedsql.errors import InterfaceError, NotSupportedError, ProgrammingError
 from fedsql.sql.params_codec import encode_params
-from fedsql.transport.messages import ExecuteRequest, SiloStatus
+from fedsql.transport.messages import ExecuteProgress, ExecuteRequest, SiloStatus
 
 if TYPE_CHECKING:
     from fedsql.dbapi.connection import Connection
 
+__all__ = ["Cursor", "Description", "Parameters", "PrivacyReport", "ProgressCallback"]
+
+#: One ``description`` entry: name, type code, display size, internal size, precision, scale,
+#: null_ok (PEP 249). Only name, type code and null_ok are known.
 Description = tuple[str, str, None, None, None, None, bool]
-
-
-@dataclass(frozen=True)
-class PrivacyReport:
-    """What a query cost and how precise its answer is.
-
-    ``stats`` has one row per result row: for each released column ``<col>__sigma`` (noise
-    standard deviation), ``<col>__lo`` and ``<col>__hi`` (95% interval), and ``__suppressed``.
-    """
-
-    epsilon: str
-    delta: float
-    rho: float | None
-    noise: bool
-    min_group_size: int
-    silos: tuple[SiloStatus, ...]
-    stats: pa.Table
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def budget_left(self) -> dict[str, str]:
-        """Epsilon left at each clinic that reported it."""
-        return {s.silo_id: s.budget_remaining for s in self.silos if s.budget_remaining}
-
-    def answered(self) -> list[str]:
-        """Clinics whose data is in the answer."""
-        return [s.silo_id for s in self.silos if s.status == "answered"]
+#: A sequence for ``?`` / ``$1`` placeholders or a mapping for ``$name`` / ``:name`` ones.
+Parameters = Sequence[object] | Mapping[str, object]
+#: Called with each cohort member's status whenever one changes while a query runs.
+ProgressCallback = Callable[[tuple[SiloStatus, ...]], None]
 
 
 def _read_ipc(blob: bytes) -> pa.Table:
@@ -52,19 +34,34 @@ def _read_ipc(blob: bytes) -> pa.Table:
 
 
 class Cursor:
-    """Runs queries through its connection; fetch methods read the last result."""
+    """Runs queries through its connection; fetch methods read the last result.
+
+    Every :meth:`execute` is one private query: it spends epsilon at every answering clinic, and
+    :attr:`privacy` says how much and how precise the answer is.
+    """
 
     def __init__(self, connection: Connection) -> None:
-        """A cursor on ``connection``."""
+        """A cursor on ``connection``; use :meth:`Connection.cursor` instead."""
         self.connection = connection
+        #: Rows :meth:`fetchmany` returns by default (PEP 249).
         self.arraysize = 1
         self._table: pa.Table | None = None
         self._rows: list[tuple[Any, ...]] = []
         self._pos = 0
+        #: Name and type code of each result column, or None before a result (PEP 249).
         self.description: list[Description] | None = None
+        #: Rows of the last result, or -1 before a result (PEP 249).
         self.rowcount = -1
+        #: Always None: fedsql never inserts (PEP 249 extension).
+        self.lastrowid: int | None = None
+        #: The privacy report of the last result, or None before one.
         self.privacy: PrivacyReport | None = None
         self.closed = False
+
+    @property
+    def rownumber(self) -> int | None:
+        """Index of the next row to fetch, or None before a result (PEP 249 extension)."""
+        return None if self._table is None else self._pos
 
     def _check(self) -> None:
         if self.closed:
@@ -72,83 +69,121 @@ class Cursor:
         if self.connection.closed:
             raise InterfaceError("the connection is closed")
 
-    def execute(
-        self,
-        operation: str,
-        parameters: Sequence[object] | Mapping[str, object] | None = None,
-        *,
-        epsilon: float | None = None,
-    ) -> Cursor:
-        """Run one query with parameters bound as literals (never by string formatting).
-
-        Args:
-            operation: One SELECT statement.
-            parameters: Values for ``?`` placeholders (sequence) or ``$name`` ones (mapping).
-            epsilon: This query's privacy cost (default: the connection's, then the federation's).
-
-        Returns:
-            This cursor.
-        """
-        self._check()
+    def _request(
+        self, operation: str, parameters: Parameters | None, epsilon: float | None, explain: bool
+    ) -> ExecuteRequest:
+        if not isinstance(operation, str):
+            raise ProgrammingError(f"the query must be a string, not {type(operation).__name__}")
         eps = epsilon if epsilon is not None else self.connection.epsilon
-        request = ExecuteRequest(
+        return ExecuteRequest(
             sql=operation,
             params_json=encode_params(parameters),
             epsilon="" if eps is None else repr(float(eps)),
             analyst=self.connection.analyst,
-            explain_only=False,
+            explain_only=explain,
         )
-        reply = self.connection.client.execute(request)
-        table = _read_ipc(reply.result_ipc)
-        stats = _read_ipc(reply.stats_ipc)
-        report = json.loads(reply.report_json)
-        self._table = table
-        self._rows = [tuple(r.values()) for r in table.to_pylist()]
+
+    def _reset(self) -> None:
+        self._table = None
+        self._rows = []
         self._pos = 0
+        self.description = None
+        self.rowcount = -1
+        self.privacy = None
+
+    def execute(
+        self,
+        operation: str,
+        parameters: Parameters | None = None,
+        *,
+        epsilon: float | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Cursor:
+        """Run one query with parameters bound as literals in its syntax tree.
+
+        Parameters never become SQL text: the planner replaces each placeholder node by a literal
+        node, so a value is always a value, whatever quotes or comments it holds.
+
+        Args:
+            operation: One SELECT statement.
+            parameters: Values for ``?`` / ``$1`` placeholders (a sequence) or ``$name`` /
+                ``:name`` ones (a mapping).
+            epsilon: This query's privacy cost (default: the connection's, then the federation's).
+            on_progress: Called with every clinic's status each time one changes while the query
+                runs (waiting, running, uploaded, answered, refused or dropped).
+
+        Returns:
+            This cursor.
+
+        Raises:
+            NotSupportedError: DDL, DML and other statements a read-only engine never runs.
+            ProgrammingError: The query is malformed or refused (QueryRejected, UnknownObject).
+            DataError: A parameter cannot be bound.
+            OperationalError: Budgets, too few clinics, or an unreachable hub (HubUnreachable).
+        """
+        self._check()
+        self._reset()
+        request = self._request(operation, parameters, epsilon, explain=False)
+        client = self.connection.client
+        if on_progress is None:
+            reply = client.execute(request)
+        else:
+            callback = on_progress
+
+            def relay(event: ExecuteProgress) -> None:
+                callback(event.silos)
+
+            reply = client.execute_stream(request, relay)
+        table = _read_ipc(reply.result_ipc)
+        self._table = table
+        columns = [column.to_pylist() for column in table.columns]
+        self._rows = list(zip(*columns, strict=True)) if columns else []
         self.rowcount = len(self._rows)
         self.description = [
             (f.name, type_code(f.type), None, None, None, None, True) for f in table.schema
         ]
-        self.privacy = PrivacyReport(
-            epsilon=reply.epsilon_spent,
-            delta=float(report["delta"]),
-            rho=report.get("rho"),
-            noise=bool(report["noise"]),
-            min_group_size=int(report["min_group_size"]),
-            silos=tuple(reply.silos),
-            stats=stats,
-            details=report,
-        )
+        self.privacy = PrivacyReport.from_reply(reply, _read_ipc(reply.stats_ipc))
         return self
 
     def explain(
         self,
         operation: str,
-        parameters: Sequence[object] | Mapping[str, object] | None = None,
+        parameters: Parameters | None = None,
         *,
         epsilon: float | None = None,
     ) -> list[str]:
         """The plan of a query, without running it or spending anything."""
         self._check()
-        eps = epsilon if epsilon is not None else self.connection.epsilon
-        reply = self.connection.client.execute(
-            ExecuteRequest(
-                sql=operation,
-                params_json=encode_params(parameters),
-                epsilon="" if eps is None else repr(float(eps)),
-                analyst=self.connection.analyst,
-                explain_only=True,
-            )
-        )
-        return list(reply.explain)
+        request = self._request(operation, parameters, epsilon, explain=True)
+        return list(self.connection.client.execute(request).explain)
 
-    def executemany(
-        self, operation: str, seq_of_parameters: Sequence[Sequence[object] | Mapping[str, object]]
-    ) -> Cursor:
-        """Run the query once per parameter set; the last result stays readable."""
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Parameters]) -> Cursor:
+        """Run the query once per parameter set; the last result stays readable.
+
+        Each run is a separate private query and spends its own epsilon.
+        """
+        self._check()
         for params in seq_of_parameters:
             self.execute(operation, params)
         return self
+
+    def callproc(self, procname: str, parameters: Sequence[object] = ()) -> None:
+        """fedsql has no stored procedures.
+
+        Raises:
+            NotSupportedError: Always.
+        """
+        self._check()
+        raise NotSupportedError("fedsql has no stored procedures; run a SELECT with execute()")
+
+    def nextset(self) -> None:
+        """fedsql returns one result set per query.
+
+        Raises:
+            NotSupportedError: Always.
+        """
+        self._check()
+        raise NotSupportedError("fedsql returns one result set per query")
 
     def _need_result(self) -> None:
         self._check()
@@ -156,7 +191,7 @@ class Cursor:
             raise ProgrammingError("no query has been executed on this cursor")
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        """The next row, or None."""
+        """The next row, or None when none is left."""
         self._need_result()
         if self._pos >= len(self._rows):
             return None
@@ -165,9 +200,11 @@ class Cursor:
         return row
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        """Up to ``size`` (default ``arraysize``) next rows."""
+        """Up to ``size`` (default :attr:`arraysize`) next rows; an empty list when none is left."""
         self._need_result()
         n = self.arraysize if size is None else size
+        if n < 0:
+            raise ProgrammingError("fetchmany size must not be negative")
         rows = self._rows[self._pos : self._pos + n]
         self._pos += len(rows)
         return rows
@@ -179,24 +216,28 @@ class Cursor:
         self._pos = len(self._rows)
         return rows
 
-    def fetch_arrow_table(self) -> pa.Table:
-        """The whole result as an Arrow table."""
+    def _take_table(self) -> pa.Table:
         self._need_result()
         assert self._table is not None
-        return self._table
+        rest = self._table.slice(self._pos)
+        self._pos = len(self._rows)
+        return rest
+
+    def fetch_arrow_table(self) -> pa.Table:
+        """The remaining rows as an Arrow table (all of them right after :meth:`execute`)."""
+        return self._take_table()
 
     def fetch_record_batch(self) -> pa.RecordBatchReader:
-        """The whole result as an Arrow record batch reader."""
-        table = self.fetch_arrow_table()
+        """The remaining rows as an Arrow record batch reader."""
+        table = self._take_table()
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
     def fetch_df(self) -> Any:
-        """The whole result as a pandas DataFrame (needs pandas installed)."""
-        try:
-            import pandas  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            raise InterfaceError("fetch_df needs pandas; pip install pandas") from None
-        return self.fetch_arrow_table().to_pandas()
+        """The remaining rows as a pandas DataFrame (needs pandas installed)."""
+        self._need_result()
+        if importlib.util.find_spec("pandas") is None:
+            raise InterfaceError("fetch_df needs pandas; pip install 'fedsql[analysis]'")
+        return self._take_table().to_pandas()
 
     def setinputsizes(self, sizes: object) -> None:
         """Accepted and ignored (PEP 249)."""
@@ -205,10 +246,25 @@ class Cursor:
         """Accepted and ignored (PEP 249)."""
 
     def close(self) -> None:
-        """Close the cursor."""
+        """Close the cursor; later calls raise InterfaceError."""
         self.closed = True
+        self._reset()
+
+    def __enter__(self) -> Cursor:
+        """Use as a context manager; the cursor closes on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the cursor."""
+        self.close()
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         """Iterate over the remaining rows."""
-        while (row := self.fetchone()) is not None:
-            yield row
+        return self
+
+    def __next__(self) -> tuple[Any, ...]:
+        """The next row (PEP 249 extension)."""
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row

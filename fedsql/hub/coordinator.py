@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,10 @@ from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    CatalogColumn,
+    CatalogReply,
+    CatalogTable,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -91,6 +97,36 @@ def _measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
         )
         for m in plan.measures
     ]
+
+
+def _visible_tables(silos: list[ConnectedSilo]) -> dict[str, tuple[str, ...]]:
+    """The tables every silo shares, each with the columns all of them share (sorted)."""
+    visible: dict[str, tuple[str, ...]] = {}
+    if not silos:
+        return visible
+    first = dict(silos[0].hello.shared)
+    for table, cols in first.items():
+        common = set(cols)
+        for s in silos[1:]:
+            common &= set(dict(s.hello.shared).get(table, ()))
+        if common:
+            visible[table] = tuple(sorted(common))
+    return visible
+
+
+def _progress(run: QueryRun) -> ExecuteProgress:
+    """Each cohort member's status now (call with ``run.cond`` held)."""
+    return ExecuteProgress(
+        silos=tuple(
+            SiloStatus(
+                silo_id=silo_id,
+                status=out.status,
+                reason=out.reason,
+                budget_remaining=out.budget_remaining,
+            )
+            for silo_id, out in run.outcomes.items()
+        )
+    )
 
 
 def _ipc(table: pa.Table) -> bytes:
@@ -269,14 +305,7 @@ class Hub:
                 f"{n} silo(s) connected; this federation needs at least {needed} to release "
                 "anything"
             )
-        visible: dict[str, tuple[str, ...]] = {}
-        first = dict(silos[0].hello.shared)
-        for table, cols in first.items():
-            common = set(cols)
-            for s in silos[1:]:
-                common &= set(dict(s.hello.shared).get(table, ()))
-            if common:
-                visible[table] = tuple(sorted(common))
+        visible = _visible_tables(silos)
         plan = plan_cached(req.sql, req.params_json, self.contract, visible)
         epsilon = self._epsilon(req.epsilon, silos)
         noise: NoisePlan | None = None
@@ -374,6 +403,91 @@ class Hub:
             )
         return self._run(req, prepared)
 
+    def execute_stream(self, req: ExecuteRequest) -> Iterator[ExecuteProgress | ExecuteReply]:
+        """Run one query like :meth:`execute`, yielding each cohort member's status as it changes.
+
+        Planning errors raise before anything is yielded. The query itself runs on a worker
+        thread; this generator follows its :class:`QueryRun` and yields an
+        :class:`ExecuteProgress` at once and whenever a status changes (the last one shows the
+        final states), then the reply (or raises the error).
+        A consumer that stops early does not stop the query.
+        """
+        prepared = self.prepare(req)
+        if req.explain_only:
+            yield self.execute(req)
+            return
+        started: queue.SimpleQueue[QueryRun | None] = queue.SimpleQueue()
+        outcome: list[ExecuteReply | Exception] = []
+        done = threading.Event()
+        watched: list[QueryRun] = []
+
+        def watch(run: QueryRun) -> None:
+            watched.append(run)
+            started.put(run)
+
+        def work() -> None:
+            try:
+                outcome.append(self._run(req, prepared, watch=watch))
+            except Exception as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+                if watched:
+                    with watched[0].cond:
+                        watched[0].cond.notify_all()
+                else:
+                    started.put(None)
+
+        worker = threading.Thread(target=work, name="fedsql-hub-query", daemon=True)
+        worker.start()
+        run = started.get()
+        last: ExecuteProgress | None = None
+        while run is not None:
+            with run.cond:
+                finished = done.is_set()
+                now = _progress(run)
+                if now == last and not finished:
+                    run.cond.wait()
+                    continue
+            if now != last:
+                last = now
+                yield now
+            if finished:
+                break
+        worker.join()
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        yield result
+
+    def catalog(self) -> CatalogReply:
+        """The tables and columns every connected silo shares, typed as the contract declares."""
+        with self._roster_lock:
+            _, silos = self.registry.snapshot()
+        visible = _visible_tables(silos)
+        tables = []
+        for table in self.contract.tables:
+            shared = set(visible.get(table.name, ()))
+            if not shared:
+                continue
+            columns = tuple(
+                CatalogColumn(
+                    name=col.name,
+                    type=col.type,
+                    description=col.description,
+                    groupable=col.domain is not None,
+                    aggregable=col.bounds is not None,
+                )
+                for col in table.columns
+                if col.name in shared
+            )
+            tables.append(CatalogTable(table.name, table.description, columns))
+        return CatalogReply(
+            fed_id=self.contract.federation_id,
+            description=self.contract.description,
+            tables=tuple(tables),
+        )
+
     def _descriptor(self, req: ExecuteRequest, prepared: Prepared) -> Descriptor:
         plan, noise = prepared.plan, prepared.noise
         n = len(prepared.silos)
@@ -403,12 +517,20 @@ class Hub:
             deadline_ms=now_ms() + int(2 * self.round_timeout_s * 1000),
         )
 
-    def _run(self, req: ExecuteRequest, prepared: Prepared) -> ExecuteReply:
+    def _run(
+        self,
+        req: ExecuteRequest,
+        prepared: Prepared,
+        *,
+        watch: Callable[[QueryRun], None] | None = None,
+    ) -> ExecuteReply:
         started = time.monotonic()
         desc = self._descriptor(req, prepared)
         run = QueryRun(desc.qid, desc.cohort)
         with self._runs_lock:
             self._runs[desc.qid] = run
+        if watch is not None:
+            watch(run)
         channels = {s.silo_id: s.channel for s in prepared.silos}
         try:
             session = CoordinatorSession(
@@ -461,7 +583,10 @@ class Hub:
     def _quorum_error(self, run: QueryRun) -> Error:
         refusals = {s: o for s, o in run.outcomes.items() if o.status == "refused"}
         detail = "; ".join(f"{s}: {o.reason}" for s, o in sorted(refusals.items()))
-        if refusals and all("budget" in o.reason.lower() for o in refusals.values()):
+        if refusals and all(
+            o.code == BudgetExhausted.__name__ or "budget" in o.reason.lower()
+            for o in refusals.values()
+        ):
             return BudgetExhausted(f"not enough silos have budget left for this query ({detail})")
         statuses = ", ".join(f"{s} {o.status}" for s, o in sorted(run.outcomes.items()))
         needed = self.contract.secagg.survivors_needed(len(run.cohort))

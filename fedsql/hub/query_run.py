@@ -16,6 +16,8 @@ class SiloOutcome:
     status: str = "waiting"
     reason: str = ""
     budget_remaining: str = ""
+    #: The silo's machine-readable refusal code (its error class, e.g. ``BudgetExhausted``).
+    code: str = ""
 
 
 @dataclass
@@ -50,6 +52,7 @@ class QueryRun:
             if out is not None:
                 out.status = "refused"
                 out.reason = msg.reason
+                out.code = msg.code
                 if msg.budget_remaining:
                     out.budget_remaining = msg.budget_remaining
             self.cond.notify_all()

@@ -57,6 +57,7 @@ def serve_hub(
     port_file: Path | None = None,
     stop: threading.Event | None = None,
     max_workers: int = 64,
+    credentials: object | None = None,
 ) -> None:
     """Serve ``hub`` on ``address`` until SIGTERM/SIGINT (or ``stop`` is set), then stop cleanly.
 
@@ -69,8 +70,15 @@ def serve_hub(
         port_file: Where to write the port actually bound, once listening.
         stop: An event that stops the server when set (signals set it too).
         max_workers: gRPC worker threads (each connected silo holds one).
+        credentials: The hub's mTLS credentials (:func:`fedsql.transport.tls.server_credentials`);
+            None serves plaintext, which the transport allows on loopback only.
     """
-    server: RunningServer = start_hub_server(hub, address, max_workers=max_workers)
+    server: RunningServer = start_hub_server(
+        hub,
+        address,
+        max_workers=max_workers,
+        credentials=credentials,
+    )
     done = stop or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

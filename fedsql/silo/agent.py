@@ -183,7 +183,14 @@ class SiloAgent:
             epoch_key=None if self._epoch_key is None else epoch_key_to_message(self._epoch_key),
         )
 
-    def connect(self, target: str, *, timeout_s: float = 10.0) -> None:
+    def connect(
+        self,
+        target: str,
+        *,
+        timeout_s: float = 10.0,
+        credentials: object | None = None,
+        server_name: str | None = None,
+    ) -> None:
         """Dial the hub and wait for its welcome.
 
         Raises:
@@ -191,7 +198,13 @@ class SiloAgent:
         """
         if self._conn is not None:
             self._conn.close()
-        self._conn = connect_to_hub(target, self.hello(), self._dispatch)
+        self._conn = connect_to_hub(
+            target,
+            self.hello(),
+            self._dispatch,
+            credentials=credentials,
+            server_name=server_name,
+        )
         welcome = self._conn.welcome(timeout_s)
         self._apply_welcome(welcome)
 

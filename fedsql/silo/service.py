@@ -8,7 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-from fedsql.errors import Error
+from fedsql.errors import ConfigError, Error
 from fedsql.silo.agent import SiloAgent
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,14 @@ class Backoff:
         self._base = BACKOFF_FIRST_S
 
 
-def serve_silo(agent: SiloAgent, target: str, *, stop: threading.Event | None = None) -> None:
+def serve_silo(
+    agent: SiloAgent,
+    target: str,
+    *,
+    stop: threading.Event | None = None,
+    credentials: object | None = None,
+    server_name: str | None = None,
+) -> None:
     """Keep ``agent`` connected to the hub at ``target`` until SIGTERM/SIGINT or ``stop``.
 
     The silo dials out (clinics open no inbound port). When the stream ends, it reconnects with
@@ -63,7 +70,9 @@ def serve_silo(agent: SiloAgent, target: str, *, stop: threading.Event | None = 
     try:
         while not done.is_set():
             try:
-                agent.connect(target)
+                agent.connect(target, credentials=credentials, server_name=server_name)
+            except ConfigError:
+                raise  # a wrong setup does not fix itself by retrying
             except Error as exc:
                 delay = delays.next_delay()
                 log.warning(

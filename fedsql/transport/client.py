@@ -7,6 +7,11 @@ Reconnecting after the stream ends is the silo agent's decision: open a new conn
 
 :class:`AnalystClient` makes the analyst's unary calls with a deadline on each, and turns a failed
 call back into the :mod:`fedsql.errors` class the hub raised.
+
+Both dial with mTLS credentials from an identity folder
+(:func:`fedsql.transport.tls.channel_credentials`), optionally checking the hub's certificate
+against a ``server_name`` other than the dialled host; without credentials they dial plaintext,
+and only to a loopback address.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import Any, cast
 
 import grpc
 
-from fedsql.errors import Error, InterfaceError, OperationalError, ProtocolError
+from fedsql.errors import Error, HubUnreachable, InterfaceError, OperationalError, ProtocolError
 from fedsql.transport.codec import from_proto, to_proto
 from fedsql.transport.envelope import unwrap_hub_message, wrap_silo_message
 from fedsql.transport.grpc_options import client_options
 from fedsql.transport.interfaces import AnalystConnection, HubConnection
 from fedsql.transport.messages import (
+    CatalogReply,
+    CatalogRequest,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Hello,
@@ -38,6 +46,7 @@ from fedsql.transport.messages import (
 from fedsql.transport.proto import fedsql_pb2 as pb
 from fedsql.transport.proto import fedsql_pb2_grpc as pb_grpc
 from fedsql.transport.status import error_from_rpc
+from fedsql.transport.tls import check_insecure_target, handshake_failure
 
 __all__ = [
     "AnalystClient",
@@ -53,10 +62,30 @@ log = logging.getLogger(__name__)
 _CANCEL_WAIT_S = 5.0
 
 
-def _open_channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+def _open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, server_name: str | None = None
+) -> grpc.Channel:
     if credentials is None:
+        if server_name is not None:
+            raise InterfaceError("server_name checks the hub's certificate; give credentials too")
+        check_insecure_target(target)
         return grpc.insecure_channel(target, options=client_options())
-    return grpc.secure_channel(target, credentials, options=client_options())
+    options: list[tuple[str, str | int]] = list(client_options())
+    if server_name is not None:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.secure_channel(target, credentials, options=options)
+
+
+def _rpc_failure(err: grpc.RpcError, target: str, *, tls: bool, **kwargs: Any) -> Error:
+    """:func:`error_from_rpc`, saying so when a call failed in the TLS handshake."""
+    error = error_from_rpc(err, target, **kwargs)
+    if not tls or type(error) not in (HubUnreachable, OperationalError):
+        return error
+    details = getattr(err, "details", None)
+    reason = handshake_failure(details() if callable(details) else "")
+    if reason is None:
+        return error
+    return type(error)(f"cannot reach the hub at {target} over TLS: {reason}")
 
 
 class GrpcHubConnection:
@@ -71,6 +100,7 @@ class GrpcHubConnection:
         hello: Hello,
         on_message: Callable[[HubToSilo], None],
         credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
     ) -> None:
         """Open the stream and send ``hello``; see :func:`connect_to_hub`."""
         if not isinstance(hello, Hello):
@@ -88,7 +118,8 @@ class GrpcHubConnection:
         self._error: Error | None = None
         self._welcomed = threading.Event()
         self._ended = threading.Event()
-        self._channel = _open_channel(target, credentials)
+        self._tls = credentials is not None
+        self._channel = _open_channel(target, credentials, server_name)
         self._call: Any = pb_grpc.CoordinatorStub(self._channel).Connect(self._requests())
         self._reader = threading.Thread(
             target=self._read, name=f"fedsql-hub-link-{hello.silo_id}", daemon=True
@@ -229,7 +260,9 @@ class GrpcHubConnection:
                     log.exception("on_message failed on a %s from the hub", type(msg).__name__)
         except grpc.RpcError as err:
             if not self._closing and self._error is None:
-                self._error = error_from_rpc(err, self._target, connected=self._welcome is not None)
+                self._error = _rpc_failure(
+                    err, self._target, tls=self._tls, connected=self._welcome is not None
+                )
                 log.warning("stream to the hub at %s ended: %s", self._target, self._error)
         except Exception:
             log.exception("reading the stream from the hub at %s failed", self._target)
@@ -248,6 +281,7 @@ def connect_to_hub(
     on_message: Callable[[HubToSilo], None],
     *,
     credentials: grpc.ChannelCredentials | None = None,
+    server_name: str | None = None,
 ) -> HubConnection:
     """Open a silo's stream to the hub and send its Hello; returns at once.
 
@@ -256,15 +290,21 @@ def connect_to_hub(
         hello: This silo's Hello.
         on_message: Called on the connection's reader thread with each hub message after the
             Welcome, in order. Keep it short; an exception it raises is logged, not fatal.
-        credentials: TLS (later mTLS) channel credentials; None dials in plaintext.
+        credentials: The silo's mTLS credentials
+            (:func:`fedsql.transport.tls.channel_credentials`); None dials in plaintext, to a
+            loopback address only.
+        server_name: The name the hub's certificate must carry, when it is not the host dialled
+            (for example the hub's name when dialling ``127.0.0.1``); TLS only.
 
     Returns:
         The connection; call :meth:`~GrpcHubConnection.welcome` to wait for the hub's answer.
 
     Raises:
         ProtocolError: ``hello`` is malformed.
+        ConfigError: Plaintext was asked for to a hub that is not on this machine.
+        InterfaceError: ``server_name`` was given without credentials.
     """
-    return GrpcHubConnection(target, hello, on_message, credentials)
+    return GrpcHubConnection(target, hello, on_message, credentials, server_name)
 
 
 class AnalystClient:
@@ -279,22 +319,31 @@ class AnalystClient:
         target: str,
         credentials: grpc.ChannelCredentials | None = None,
         timeout_s: float = 120.0,
+        *,
+        server_name: str | None = None,
     ) -> None:
         """Open a channel to the hub (connecting lazily, on the first call).
 
         Args:
             target: The hub's ``host:port``.
-            credentials: TLS (later mTLS) channel credentials; None dials in plaintext.
+            credentials: The analyst's mTLS credentials
+                (:func:`fedsql.transport.tls.channel_credentials`); None dials in plaintext, to a
+                loopback address only.
             timeout_s: Default deadline of each call, in seconds.
+            server_name: The name the hub's certificate must carry, when it is not the host
+                dialled; TLS only.
 
         Raises:
-            InterfaceError: ``timeout_s`` is not positive.
+            InterfaceError: ``timeout_s`` is not positive, or ``server_name`` was given without
+                credentials.
+            ConfigError: Plaintext was asked for to a hub that is not on this machine.
         """
         if not timeout_s > 0:
             raise InterfaceError("timeout_s must be a positive number of seconds")
         self._target = target
         self._timeout_s = timeout_s
-        self._channel = _open_channel(target, credentials)
+        self._tls = credentials is not None
+        self._channel = _open_channel(target, credentials, server_name)
         self._stub = pb_grpc.AnalystStub(self._channel)
         self._closed = False
 
@@ -336,6 +385,63 @@ class AnalystClient:
         reply = self._call(self._stub.Status, to_proto(StatusRequest()), timeout_s)
         return cast(StatusReply, from_proto(reply))
 
+    def catalog(self, *, timeout_s: float | None = None) -> CatalogReply:
+        """Ask which tables and columns can be queried (those every connected silo shares).
+
+        Args:
+            timeout_s: Deadline of this call; the client's default when None.
+
+        Returns:
+            The hub's reply.
+
+        Raises:
+            fedsql.errors.Error: As :meth:`execute`.
+        """
+        reply = self._call(self._stub.Catalog, to_proto(CatalogRequest()), timeout_s)
+        return cast(CatalogReply, from_proto(reply))
+
+    def execute_stream(
+        self,
+        req: ExecuteRequest,
+        on_progress: Callable[[ExecuteProgress], None],
+        *,
+        timeout_s: float | None = None,
+    ) -> ExecuteReply:
+        """Run a query, reporting each cohort member's status as it changes.
+
+        Args:
+            req: The query.
+            on_progress: Called on this thread with every progress event, in order, before the
+                reply arrives. An exception it raises cancels the call and propagates.
+            timeout_s: Deadline of the whole call; the client's default when None.
+
+        Returns:
+            The hub's reply.
+
+        Raises:
+            fedsql.errors.Error: As :meth:`execute`; also ProtocolError if the stream ends
+                without a reply.
+        """
+        if self._closed:
+            raise InterfaceError("the analyst client is closed")
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        call: Any = self._stub.ExecuteStream(to_proto(req), timeout=timeout)
+        try:
+            for event in call:
+                kind = event.WhichOneof("body")
+                if kind == "reply":
+                    return cast(ExecuteReply, from_proto(event.reply))
+                if kind == "progress":
+                    on_progress(cast(ExecuteProgress, from_proto(event.progress)))
+                else:
+                    raise ProtocolError("the hub sent an execution event this version cannot read")
+        except grpc.RpcError as err:
+            raise _rpc_failure(err, self._target, tls=self._tls, timeout_s=timeout) from err
+        except BaseException:
+            call.cancel()
+            raise
+        raise ProtocolError(f"the hub at {self._target} ended the query stream without a reply")
+
     def close(self) -> None:
         """Close the channel; idempotent."""
         if not self._closed:
@@ -360,4 +466,4 @@ class AnalystClient:
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as err:
-            raise error_from_rpc(err, self._target, timeout_s=timeout) from err
+            raise _rpc_failure(err, self._target, tls=self._tls, timeout_s=timeout) from err

@@ -18,9 +18,14 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    CatalogColumn,
+    CatalogReply,
+    CatalogRequest,
+    CatalogTable,
     ConnectedSilo,
     EncodingEntry,
     EpochKeyInfo,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -212,14 +217,51 @@ def _execute_reply_pb(m: ExecuteReply) -> pb.ExecuteReply:
         report_json=m.report_json,
         explain=list(m.explain),
         epsilon_spent=m.epsilon_spent,
-        silos=[
-            pb.SiloStatus(
-                silo_id=s.silo_id,
-                status=s.status,
-                reason=s.reason,
-                budget_remaining=s.budget_remaining,
+        silos=_silo_statuses_pb(m.silos),
+    )
+
+
+def _silo_statuses_pb(silos: Iterable[SiloStatus]) -> list[pb.SiloStatus]:
+    return [
+        pb.SiloStatus(
+            silo_id=s.silo_id,
+            status=s.status,
+            reason=s.reason,
+            budget_remaining=s.budget_remaining,
+        )
+        for s in silos
+    ]
+
+
+def _execute_progress_pb(m: ExecuteProgress) -> pb.ExecuteProgress:
+    return pb.ExecuteProgress(silos=_silo_statuses_pb(m.silos))
+
+
+def _catalog_request_pb(m: CatalogRequest) -> pb.CatalogRequest:
+    del m
+    return pb.CatalogRequest()
+
+
+def _catalog_reply_pb(m: CatalogReply) -> pb.CatalogReply:
+    return pb.CatalogReply(
+        fed_id=m.fed_id,
+        description=m.description,
+        tables=[
+            pb.CatalogTable(
+                name=t.name,
+                description=t.description,
+                columns=[
+                    pb.CatalogColumn(
+                        name=c.name,
+                        type=c.type,
+                        description=c.description,
+                        groupable=c.groupable,
+                        aggregable=c.aggregable,
+                    )
+                    for c in t.columns
+                ],
             )
-            for s in m.silos
+            for t in m.tables
         ],
     )
 
@@ -260,6 +302,9 @@ _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     ExecuteReply: _execute_reply_pb,
     StatusRequest: _status_request_pb,
     StatusReply: _status_reply_pb,
+    ExecuteProgress: _execute_progress_pb,
+    CatalogRequest: _catalog_request_pb,
+    CatalogReply: _catalog_reply_pb,
 }
 
 
@@ -431,14 +476,51 @@ def _execute_reply(p: pb.ExecuteReply) -> ExecuteReply:
         report_json=p.report_json,
         explain=tuple(p.explain),
         epsilon_spent=p.epsilon_spent,
-        silos=tuple(
-            SiloStatus(
-                silo_id=s.silo_id,
-                status=s.status,
-                reason=s.reason,
-                budget_remaining=s.budget_remaining,
+        silos=_silo_statuses(p.silos),
+    )
+
+
+def _silo_statuses(items: Iterable[pb.SiloStatus]) -> tuple[SiloStatus, ...]:
+    return tuple(
+        SiloStatus(
+            silo_id=s.silo_id,
+            status=s.status,
+            reason=s.reason,
+            budget_remaining=s.budget_remaining,
+        )
+        for s in items
+    )
+
+
+def _execute_progress(p: pb.ExecuteProgress) -> ExecuteProgress:
+    return ExecuteProgress(silos=_silo_statuses(p.silos))
+
+
+def _catalog_request(p: pb.CatalogRequest) -> CatalogRequest:
+    del p
+    return CatalogRequest()
+
+
+def _catalog_reply(p: pb.CatalogReply) -> CatalogReply:
+    return CatalogReply(
+        fed_id=p.fed_id,
+        description=p.description,
+        tables=tuple(
+            CatalogTable(
+                name=t.name,
+                description=t.description,
+                columns=tuple(
+                    CatalogColumn(
+                        name=c.name,
+                        type=c.type,
+                        description=c.description,
+                        groupable=c.groupable,
+                        aggregable=c.aggregable,
+                    )
+                    for c in t.columns
+                ),
             )
-            for s in p.silos
+            for t in p.tables
         ),
     )
 
@@ -479,6 +561,9 @@ _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.ExecuteReply: _execute_reply,
     pb.StatusRequest: _status_request,
     pb.StatusReply: _status_reply,
+    pb.ExecuteProgress: _execute_progress,
+    pb.CatalogRequest: _catalog_request,
+    pb.CatalogReply: _catalog_reply,
 }
 
 #: Protobuf class of each transport dataclass: the message of the same name.

@@ -11,9 +11,11 @@ Threading contract, the same for every implementation:
 - ``HubHandler.on_message`` and ``on_disconnect`` for one silo are called from one thread of that
   silo's stream, in arrival order, never concurrently with each other; different silos' calls
   may run concurrently. ``on_disconnect`` is called exactly once for each ``on_connect`` that
-  returned, after the last ``on_message`` of that stream. ``execute`` and ``status`` run
-  concurrently on the server's workers. Handlers should return quickly and hand long work to
-  their own threads: a slow ``on_message`` holds up that silo's later messages.
+  returned, after the last ``on_message`` of that stream. ``execute``, ``execute_stream``,
+  ``status`` and ``catalog`` run concurrently on the server's workers (the gRPC transport
+  serves ``execute_stream`` and ``catalog``; the in-memory one does not). Handlers should
+  return quickly and hand long work to their own threads: a slow ``on_message`` holds up that
+  silo's later messages.
 - ``SiloChannel.send`` and ``HubConnection.send`` never block: they encode (raising
   :class:`fedsql.errors.ProtocolError` for a malformed message) and queue. Messages queued after
   the stream ended are dropped; ``on_disconnect`` or ``HubConnection.closed`` says so.
@@ -23,10 +25,13 @@ Threading contract, the same for every implementation:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from fedsql.errors import Error
 from fedsql.transport.messages import (
+    CatalogReply,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Hello,
@@ -111,6 +116,27 @@ class HubHandler(Protocol):
 
         Raises:
             fedsql.errors.Error: Re-raised at the analyst's client as the same class.
+        """
+        ...
+
+    def catalog(self) -> CatalogReply:
+        """The tables and columns an analyst can query now.
+
+        Raises:
+            fedsql.errors.Error: Re-raised at the analyst's client as the same class.
+        """
+        ...
+
+    def execute_stream(self, req: ExecuteRequest) -> Iterator[ExecuteProgress | ExecuteReply]:
+        """Run a query like :meth:`execute`, yielding progress while it runs.
+
+        Yields:
+            :class:`ExecuteProgress` events whenever a cohort member's status changes, then the
+            :class:`ExecuteReply` last.
+
+        Raises:
+            fedsql.errors.Error: Re-raised at the analyst's client as the same class (events
+                already yielded have been delivered).
         """
         ...
 

@@ -4,8 +4,9 @@ Silo -> hub on the stream: :class:`Hello` first, then :class:`Accepted`, :class:
 :class:`MaskedUpload` (FSA-1 M1), :class:`UnmaskResponse` (M3) and :class:`Heartbeat`.
 Hub -> silo on the stream: :class:`Welcome` first, then :class:`QueryRequest` (M0),
 :class:`UnmaskRequest` (M2), :class:`Abort` and later :class:`Welcome` s with a new roster.
-Analyst -> hub as unary calls: :class:`ExecuteRequest` -> :class:`ExecuteReply` and
-:class:`StatusRequest` -> :class:`StatusReply`.
+Analyst -> hub as unary calls: :class:`ExecuteRequest` -> :class:`ExecuteReply`,
+:class:`StatusRequest` -> :class:`StatusReply` and :class:`CatalogRequest` -> :class:`CatalogReply`;
+and streamed: :class:`ExecuteRequest` -> :class:`ExecuteProgress` events, then the reply.
 
 Byte fields carry what SECAGG.md section 6 says (qid 16 bytes, digests 32, keys 16 or 32). Privacy
 amounts (epsilon, rho, budgets) travel as exact decimal strings. Pairs addressed to or from a silo
@@ -21,9 +22,14 @@ __all__ = [
     "Abort",
     "Accepted",
     "AnalystMessage",
+    "CatalogColumn",
+    "CatalogReply",
+    "CatalogRequest",
+    "CatalogTable",
     "ConnectedSilo",
     "EncodingEntry",
     "EpochKeyInfo",
+    "ExecuteProgress",
     "ExecuteReply",
     "ExecuteRequest",
     "Heartbeat",
@@ -266,6 +272,14 @@ class ExecuteReply:
 
 
 @dataclass(frozen=True)
+class ExecuteProgress:
+    """Where a running query stands at each cohort member (``SiloStatus.status`` is waiting,
+    running, uploaded, answered, refused or dropped); streamed before the :class:`ExecuteReply`."""
+
+    silos: tuple[SiloStatus, ...] = ()
+
+
+@dataclass(frozen=True)
 class StatusRequest:
     """Ask the hub which silos are connected."""
 
@@ -289,11 +303,54 @@ class StatusReply:
     fed_id: str
 
 
+@dataclass(frozen=True)
+class CatalogRequest:
+    """Ask the hub which tables and columns an analyst can query."""
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    """One queryable column, typed as the contract declares it; ``groupable`` when it has a public
+    domain (GROUP BY may use it), ``aggregable`` when it has bounds (SUM and AVG may use it)."""
+
+    name: str
+    type: str
+    description: str = ""
+    groupable: bool = False
+    aggregable: bool = False
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    """One queryable table with the columns of it that every connected silo shares."""
+
+    name: str
+    description: str = ""
+    columns: tuple[CatalogColumn, ...] = ()
+
+
+@dataclass(frozen=True)
+class CatalogReply:
+    """The federation's id and description, and what an analyst can query now."""
+
+    fed_id: str
+    description: str = ""
+    tables: tuple[CatalogTable, ...] = ()
+
+
 #: Everything a silo sends on its stream.
 SiloToHub = Hello | MaskedUpload | UnmaskResponse | Refusal | Accepted | Heartbeat
 #: Everything the hub sends on a silo's stream.
 HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort
 #: The requests and replies of the analyst's calls.
-AnalystMessage = ExecuteRequest | ExecuteReply | StatusRequest | StatusReply
+AnalystMessage = (
+    ExecuteRequest
+    | ExecuteReply
+    | ExecuteProgress
+    | StatusRequest
+    | StatusReply
+    | CatalogRequest
+    | CatalogReply
+)
 #: Every top-level message the transport carries.
 Message = SiloToHub | HubToSilo | AnalystMessage

@@ -12,6 +12,12 @@ The synchronous gRPC server gives every open stream one worker thread for its wh
 workers are kept for analyst calls: the server accepts at most ``max_workers - max(1,
 max_workers // 8)`` silo streams and refuses more with ``RESOURCE_EXHAUSTED``; size
 ``max_workers`` for the federation.
+
+Started with credentials (:func:`fedsql.transport.tls.server_credentials`), the server speaks
+mutual TLS and binds every call to its client certificate (:mod:`fedsql.transport.authorize`):
+``Connect`` admits silo certificates only and the first Hello must name the certificate's silo;
+the ``Analyst`` calls admit analyst certificates only, acting in their own name. Without
+credentials it serves plaintext, and only on a loopback address.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import grpc
 from google.protobuf.message import Message as ProtoMessage
 
 from fedsql.errors import Error, InterfaceError, InternalError, OperationalError, ProtocolError
+from fedsql.transport.authorize import IdentityInterceptor, check_silo_hello
 from fedsql.transport.codec import from_proto, to_proto
 from fedsql.transport.envelope import (
     check_stream_message,
@@ -39,6 +46,8 @@ from fedsql.transport.faults import describe_for_log
 from fedsql.transport.grpc_options import server_options
 from fedsql.transport.interfaces import HubHandler, SiloChannel
 from fedsql.transport.messages import (
+    CatalogReply,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Hello,
@@ -49,6 +58,7 @@ from fedsql.transport.messages import (
 from fedsql.transport.proto import fedsql_pb2 as pb
 from fedsql.transport.proto import fedsql_pb2_grpc as pb_grpc
 from fedsql.transport.status import abort_with_error, refusal_code_for
+from fedsql.transport.tls import check_insecure_bind
 
 __all__ = ["HubHandler", "RunningServer", "SiloChannel", "start_hub_server"]
 
@@ -108,9 +118,10 @@ class _StreamChannel:
 class _CoordinatorServicer(pb_grpc.CoordinatorServicer):
     """Serves silo streams for one handler and keeps count of them."""
 
-    def __init__(self, handler: HubHandler, max_streams: int) -> None:
+    def __init__(self, handler: HubHandler, max_streams: int, *, bind_identity: bool) -> None:
         self._handler = handler
         self._max_streams = max_streams
+        self._bind_identity = bind_identity
         self._lock = threading.Lock()
         self._channels: set[_StreamChannel] = set()
         self._readers: set[threading.Thread] = set()
@@ -155,6 +166,8 @@ class _CoordinatorServicer(pb_grpc.CoordinatorServicer):
         except ProtocolError as exc:
             log.warning("refused a silo stream: %s", exc)
             abort_with_error(context, exc, grpc.StatusCode.INVALID_ARGUMENT)
+        if self._bind_identity:
+            check_silo_hello(context, hello.silo_id)
 
         channel = _StreamChannel(hello.silo_id)
         try:
@@ -266,11 +279,41 @@ class _AnalystServicer(pb_grpc.AnalystServicer):
             abort_with_error(context, exc)
         return cast(pb.StatusReply, self._encode(context, reply, StatusReply))
 
+    def Catalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext) -> pb.CatalogReply:
+        del request
+        try:
+            reply = self._handler.catalog()
+        except Exception as exc:
+            abort_with_error(context, exc)
+        return cast(pb.CatalogReply, self._encode(context, reply, CatalogReply))
+
+    def ExecuteStream(
+        self, request: pb.ExecuteRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ExecuteEvent]:
+        try:
+            req = from_proto(request)
+        except ProtocolError as exc:
+            abort_with_error(context, exc, grpc.StatusCode.INVALID_ARGUMENT)
+        events = self._handler.execute_stream(cast(ExecuteRequest, req))
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                abort_with_error(context, InternalError("the hub ended a query without a reply"))
+            except Exception as exc:
+                abort_with_error(context, exc)
+            if isinstance(event, ExecuteReply):
+                reply = self._encode(context, event, ExecuteReply)
+                yield pb.ExecuteEvent(reply=cast(pb.ExecuteReply, reply))
+                return
+            progress = self._encode(context, event, ExecuteProgress)
+            yield pb.ExecuteEvent(progress=cast(pb.ExecuteProgress, progress))
+
     @staticmethod
     def _encode(
         context: grpc.ServicerContext,
         reply: object,
-        expected: type[ExecuteReply] | type[StatusReply],
+        expected: type[ExecuteReply | StatusReply | CatalogReply | ExecuteProgress],
     ) -> ProtoMessage:
         try:
             if not isinstance(reply, expected):
@@ -366,21 +409,31 @@ def start_hub_server(
             :attr:`RunningServer.port`).
         max_workers: Worker threads. Every open silo stream holds one for its whole life; see the
             module docstring for how many streams are accepted.
-        credentials: TLS (later mTLS) credentials; None serves plaintext, for loopback and tests.
+        credentials: The hub's mTLS credentials (:func:`fedsql.transport.tls.server_credentials`;
+            they must require client certificates): every call is then bound to its
+            certificate. None serves plaintext, on a loopback address only.
 
     Returns:
         The running server.
 
     Raises:
         InterfaceError: ``max_workers`` is below 2.
+        ConfigError: Plaintext was asked for on an address other than loopback.
         OperationalError: The address cannot be listened on (for example the port is in use).
     """
     if max_workers < 2:
         raise InterfaceError("max_workers must be at least 2 (silo streams and analyst calls)")
+    mtls = credentials is not None
+    if not mtls:
+        check_insecure_bind(address)
     max_streams = max_workers - max(1, max_workers // 8)
-    coordinator = _CoordinatorServicer(handler, max_streams)
+    coordinator = _CoordinatorServicer(handler, max_streams, bind_identity=mtls)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fedsql-hub")
-    server = grpc.server(executor, options=server_options())
+    server = grpc.server(
+        executor,
+        options=server_options(),
+        interceptors=[IdentityInterceptor()] if mtls else None,
+    )
     pb_grpc.add_CoordinatorServicer_to_server(coordinator, server)
     pb_grpc.add_AnalystServicer_to_server(_AnalystServicer(handler), server)
     try:

@@ -16,7 +16,10 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    CatalogReply,
+    CatalogRequest,
     EpochKeyInfo,
+    ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
@@ -203,6 +206,26 @@ def _check_abort(m: Abort) -> None:
     _signature("Abort", m.signature)
 
 
+def _check_execute_progress(m: ExecuteProgress) -> None:
+    _ids("ExecuteProgress", "silos", (s.silo_id for s in m.silos))
+
+
+def _names(where: str, field: str, names: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise _fail(where, f"{field} holds an empty name")
+        if name in seen:
+            raise _fail(where, f"{field} names {name} twice")
+        seen.add(name)
+
+
+def _check_catalog_reply(m: CatalogReply) -> None:
+    _names("CatalogReply", "tables", (t.name for t in m.tables))
+    for table in m.tables:
+        _names("CatalogReply", f"columns of {table.name}", (c.name for c in table.columns))
+
+
 def _check_nothing(m: Any) -> None:
     del m
 
@@ -222,6 +245,9 @@ _CHECKS: dict[type[Any], Callable[[Any], None]] = {
     ExecuteReply: _check_nothing,
     StatusRequest: _check_nothing,
     StatusReply: _check_nothing,
+    ExecuteProgress: _check_execute_progress,
+    CatalogRequest: _check_nothing,
+    CatalogReply: _check_catalog_reply,
 }
 
 

@@ -20,6 +20,7 @@ from fedsql.errors import (
     BudgetExhausted,
     DataError,
     Error,
+    HubUnreachable,
     IntegrityError,
     InterfaceError,
     InternalError,
@@ -188,7 +189,7 @@ def error_from_rpc(
     if code == grpc.StatusCode.UNAVAILABLE:
         if connected:
             return OperationalError(f"lost the connection to the hub at {target}")
-        return OperationalError(f"hub unreachable at {target}")
+        return HubUnreachable(f"hub unreachable at {target}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         within = f" within {timeout_s:g} s" if timeout_s is not None else ""
         return OperationalError(

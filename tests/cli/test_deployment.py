@@ -287,3 +287,92 @@ def test_silo_killed_and_hub_restarted(deployment: dict[str, object]) -> None:
                 proc.send_signal(signal.SIGTERM)
         for proc in [*procs.values(), hub]:
             proc.wait(timeout=30)
+
+
+def test_mtls_deployment(deployment: dict[str, object], tmp_path: Path) -> None:
+    from fedsql.transport.messages import ExecuteRequest
+    from fedsql.transport.tls import channel_credentials
+
+    root = deployment["root"]
+    assert isinstance(root, Path)
+    contract = demo_files() / "contract.toml"
+    ca = tmp_path / "ca"
+    cli("ca", "init", str(ca))
+    cli("ca", "issue", "hub", "hub", "--ca", str(ca), "--out", str(tmp_path / "tls-hub"))
+    cli("ca", "issue", "analyst", "alice", "--ca", str(ca), "--out", str(tmp_path / "tls-alice"))
+    for s in SILOS:
+        cli("ca", "issue", "silo", s, "--ca", str(ca), "--out", str(tmp_path / f"tls-{s}"))
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        (root / "hub.toml")
+        .read_text()
+        .replace("insecure_local = true", f'tls = "{tmp_path / "tls-hub"}"')
+        .replace('roster = "roster.json"', f'roster = "{root / "roster.json"}"')
+        .replace('key = "hub/coordinator.key"', f'key = "{root / "hub" / "coordinator.key"}"')
+        .replace(
+            'authority = "authority/authority.pub"',
+            f'authority = "{root / "authority" / "authority.pub"}"',
+        )
+    )
+    port_file = tmp_path / "hub.port"
+    hub = spawn("hub", "serve", "--config", str(config), "--port-file", str(port_file),
+                log=tmp_path / "hub.log")  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = [hub]
+    try:
+        wait_for(port_file.exists)
+        target = f"127.0.0.1:{port_file.read_text().strip()}"
+        for s in SILOS:
+            procs.append(
+                spawn(
+                    "silo",
+                    "serve",
+                    "--policy",
+                    str(root / f"{s}.toml"),
+                    "--contract",
+                    str(contract),
+                    "--hub",
+                    target,
+                    "--state",
+                    str(root / s),
+                    "--authority",
+                    str(root / "authority" / "authority.pub"),
+                    "--tls",
+                    str(tmp_path / f"tls-{s}"),
+                    "--hub-name",
+                    "hub",
+                    log=tmp_path / f"{s}.log",
+                )
+            )
+        client = AnalystClient(
+            target, channel_credentials(tmp_path / "tls-alice"), timeout_s=30, server_name="hub"
+        )
+        wait_for(lambda: len(client.status().silos) == len(SILOS))
+        reply = client.execute(
+            ExecuteRequest(sql="SELECT COUNT(*) FROM patients", analyst="alice", epsilon="0.1")
+        )
+        assert {s.status for s in reply.silos} == {"answered"}
+        client.close()
+        # The CLI through a profile: mTLS, the analyst named by the certificate.
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(
+            f'[prod]\nhub = "{target}"\ntls = "tls-alice"\nserver_name = "hub"\nepsilon = 0.1\n'
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "fedsql.cli.app", "query", "--profile", "prod",
+             "--format", "csv", "SELECT COUNT(*) AS n FROM patients"],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "FEDSQL_PROFILES": str(profiles)},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("n,n_margin95")
+        # Plaintext is refused by the TLS hub.
+        plain = AnalystClient(target, timeout_s=5)
+        with pytest.raises(Error):
+            plain.status()
+        plain.close()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)

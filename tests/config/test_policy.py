@@ -7,63 +7,10 @@ from pathlib import Path
 import pytest
 
 from fedsql.catalog import Contract
-from fedsql.config import load_policy, parse_contract, parse_policy
+from fedsql.config import load_policy, parse_policy
 from fedsql.errors import ConfigError
 
-FILE = "clinic.toml"
-
-CONTRACT = parse_contract(
-    """
-[federation]
-id = "test-fed"
-
-[tables.patients]
-unit = "patient_id"
-max_rows_per_unit = 1
-[tables.patients.columns]
-patient_id = { type = "BIGINT" }
-name = { type = "VARCHAR" }
-age = { type = "INTEGER", bounds = [0, 110] }
-sex = { type = "VARCHAR", domain = { values = ["F", "M"] } }
-
-[tables.visits]
-unit = "patient_id"
-max_rows_per_unit = 20
-[tables.visits.columns]
-patient_id = { type = "BIGINT" }
-cost = { type = "DOUBLE", bounds = [0, 5000] }
-""",
-    file="contract.toml",
-)
-
-SILO = '[silo]\nid = "clinic-a"\ndata = "demo:clinic-a"\n'
-SHARE = '[share]\npatients = ["patient_id", "age"]\n'
-
-GOOD = """
-[silo]
-id = "clinic-a"
-name = "Clinic A"
-data = "data/clinic-a.duckdb"
-
-[share]
-visits = ["cost", "PATIENT_ID"]
-patients = ["sex", "patient_id", "age"]
-
-[privacy]
-max_epsilon_per_query = 0.5
-budget_epsilon = 12.25
-min_group_size = 20
-
-[privacy.analysts]
-alice = 30.0
-"bob@example.org" = 2
-
-[limits]
-query_timeout_s = 12.5
-
-[approval]
-mode = "manual"
-"""
+from .policy_cases import CONTRACT, FILE, GOOD, MALFORMED, SHARE, SILO
 
 
 def policy_error(text: str, contract: Contract = CONTRACT) -> ConfigError:
@@ -126,167 +73,6 @@ def test_absolute_demo_and_unresolved_data_values(tmp_path: Path) -> None:
 
 
 # (name, text, key, fragment): each text has exactly one problem, at ``key``.
-MALFORMED: list[tuple[str, str, str, str]] = [
-    (
-        "a table the contract does not declare",
-        SILO + SHARE + 'patient = ["patient_id"]\n',
-        "share.patient",
-        'table "patient" is not in the contract (did you mean "patients"?); share only tables '
-        "the contract declares: patients, visits",
-    ),
-    (
-        "a column the contract does not declare",
-        SILO + '[share]\npatients = ["patient_id", "agee"]\n',
-        "share.patients[1]",
-        'column "agee" is not in contract table patients (did you mean "age"?); share only its '
-        "columns: patient_id, name, age, sex",
-    ),
-    (
-        "the unit column left out",
-        SILO + '[share]\npatients = ["age", "sex"]\n',
-        "share.patients",
-        'the unit column "patient_id" of patients is not shared; add it to the list',
-    ),
-    (
-        "an empty column list",
-        SILO + SHARE + "visits = []\n",
-        "share.visits",
-        "the list is empty; list the columns to share, or remove visits to share none of it",
-    ),
-    (
-        "a column list that is a string",
-        SILO + SHARE + 'visits = "cost"\n',
-        "share.visits",
-        'expected an array of column names, got a string; write visits = ["patient_id", ...]',
-    ),
-    (
-        "a column listed twice",
-        SILO + '[share]\npatients = ["patient_id", "age", "AGE"]\n',
-        "share.patients[2]",
-        'column "AGE" is listed twice; list it once',
-    ),
-    (
-        "a table listed twice in different case",
-        SILO + SHARE + 'Patients = ["patient_id"]\n',
-        "share.Patients",
-        'table "Patients" repeats "patients" (names are case-insensitive); merge the two lists',
-    ),
-    (
-        "nothing shared",
-        SILO + "[share]\n",
-        "share",
-        "the silo shares no table",
-    ),
-    (
-        "no share section",
-        SILO,
-        "share",
-        "missing; add [share] with one table = [columns] line per table",
-    ),
-    (
-        "an upper-case silo id",
-        SILO.replace('"clinic-a"', '"Clinic A"', 1) + SHARE,
-        "silo.id",
-        '"Clinic A" is not a valid silo id; use lower-case letters, digits and inner hyphens '
-        '(at most 63 characters), e.g. id = "clinic-a"',
-    ),
-    (
-        "no data",
-        '[silo]\nid = "clinic-a"\n' + SHARE,
-        "silo.data",
-        'missing; add data = "clinic.duckdb"',
-    ),
-    (
-        "an empty data path",
-        SILO.replace("demo:clinic-a", "") + SHARE,
-        "silo.data",
-        "the path is empty",
-    ),
-    (
-        "a demo value without a clinic",
-        SILO.replace("demo:clinic-a", "demo:") + SHARE,
-        "silo.data",
-        '"demo:" does not name a demo clinic; write data = "demo:<clinic id>"',
-    ),
-    (
-        "a negative budget",
-        SILO + SHARE + "[privacy]\nbudget_epsilon = -1\n",
-        "privacy.budget_epsilon",
-        "epsilon must be above 0, got -1; write budget_epsilon = 10.0",
-    ),
-    (
-        "a zero per-query cap",
-        SILO + SHARE + "[privacy]\nmax_epsilon_per_query = 0.0\n",
-        "privacy.max_epsilon_per_query",
-        "epsilon must be above 0, got 0; write max_epsilon_per_query = 1.0",
-    ),
-    (
-        "a budget finer than a millionth",
-        SILO + SHARE + "[privacy]\nbudget_epsilon = 1.0000001\n",
-        "privacy.budget_epsilon",
-        "1.0000001 has more than 6 decimal places",
-    ),
-    (
-        "a negative group size",
-        SILO + SHARE + "[privacy]\nmin_group_size = -1\n",
-        "privacy.min_group_size",
-        "min_group_size must be 0 or more, got -1",
-    ),
-    (
-        "a fractional group size",
-        SILO + SHARE + "[privacy]\nmin_group_size = 2.5\n",
-        "privacy.min_group_size",
-        "expected an integer, got a float; write min_group_size = 10",
-    ),
-    (
-        "a misspelt privacy key",
-        SILO + SHARE + "[privacy]\nbudget = 3.0\n",
-        "privacy.budget",
-        'unknown key (did you mean "budget_epsilon"?)',
-    ),
-    (
-        "an analyst budget that is text",
-        SILO + SHARE + '[privacy.analysts]\nalice = "lots"\n',
-        "privacy.analysts.alice",
-        "expected a number, got a string; write alice = 10.0",
-    ),
-    (
-        "an analyst name with a space",
-        SILO + SHARE + '[privacy.analysts]\n"alice smith" = 3.0\n',
-        'privacy.analysts."alice smith"',
-        "an analyst name cannot be empty or contain spaces",
-    ),
-    (
-        "an unknown approval mode",
-        SILO + SHARE + '[approval]\nmode = "automatic"\n',
-        "approval.mode",
-        'unknown approval mode "automatic" (did you mean "auto"?); use one of: auto, manual, deny',
-    ),
-    (
-        "a zero timeout",
-        SILO + SHARE + "[limits]\nquery_timeout_s = 0\n",
-        "limits.query_timeout_s",
-        "query_timeout_s must be above 0 seconds, got 0",
-    ),
-    (
-        "limits that are not a table",
-        "limits = 5\n" + SILO + SHARE,
-        "limits",
-        "expected a table, got an integer; write [limits] with query_timeout_s",
-    ),
-    (
-        "a key that belongs to another section",
-        SILO + "mode = 'auto'\n" + SHARE,
-        "silo.mode",
-        "unknown key; remove it or use one of: data, id, name",
-    ),
-    (
-        "an unknown top-level section",
-        SILO + SHARE + "[aproval]\nmode = 'auto'\n",
-        "aproval",
-        'unknown key (did you mean "approval"?)',
-    ),
-]
 
 
 @pytest.mark.parametrize(
@@ -350,3 +136,68 @@ budget_epsilon = -1
     with pytest.raises(ConfigError) as caught:
         parse_policy(text, contract, file="san-francisco.toml")
     assert str(caught.value) in readme.read_text(encoding="utf-8")
+
+
+GOVERNED = (
+    SILO
+    + SHARE
+    + """
+[privacy]
+budget_epsilon = 5.0
+budget_renewal_days = 30
+
+[queries]
+aggregates = ["avg", "Count"]
+unit_uses = []
+max_cells = 500
+
+[limits]
+rate_limit = " 10 / Minutes "
+"""
+)
+
+
+def test_governance_keys_build_the_policy() -> None:
+    policy = parse_policy(GOVERNED, CONTRACT, file=FILE)
+    assert policy.budget_renewal_days == 30
+    # Names are case-insensitive and kept in the canonical order.
+    assert policy.aggregates == ("COUNT", "AVG")
+    assert policy.unit_uses == ()
+    assert policy.max_cells == 500
+    assert policy.rate_limit is not None
+    assert (policy.rate_limit.queries, policy.rate_limit.window_s) == (10, 60)
+    assert policy.rate_limit.describe() == "10 queries per minute"
+
+
+def test_governance_defaults_allow_what_the_planner_supports() -> None:
+    policy = parse_policy(SILO + SHARE, CONTRACT, file=FILE)
+    assert policy.budget_renewal_days is None
+    assert policy.aggregates == ("COUNT", "SUM", "AVG")
+    assert policy.unit_uses == ("filter", "join", "count_distinct")
+    assert policy.max_cells is None
+    assert policy.rate_limit is None
+
+
+@pytest.mark.parametrize(
+    ("text", "queries", "window_s"),
+    [("1/second", 1, 1), ("60/hour", 60, 3600), ("500/days", 500, 86_400), ("7/MINUTE", 7, 60)],
+)
+def test_rate_limit_windows(text: str, queries: int, window_s: int) -> None:
+    policy = parse_policy(SILO + SHARE + f'[limits]\nrate_limit = "{text}"\n', CONTRACT)
+    assert policy.rate_limit is not None
+    assert (policy.rate_limit.queries, policy.rate_limit.window_s) == (queries, window_s)
+
+
+def test_the_table_of_malformed_policies_is_large_and_distinct() -> None:
+    assert len(MALFORMED) >= 25
+    assert len({case[0] for case in MALFORMED}) == len(MALFORMED)
+    assert len({case[1] for case in MALFORMED}) == len(MALFORMED)
+
+
+def test_catalog_examples_hold() -> None:
+    import doctest
+
+    import fedsql.catalog
+
+    result = doctest.testmod(fedsql.catalog)
+    assert result.attempted > 0 and result.failed == 0

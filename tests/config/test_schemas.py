@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from fedsql.catalog import Contract
 from fedsql.config import parse_contract, parse_policy
 from fedsql.config.contract import CONTRACT_KEYS, CONTRACT_OPEN_TABLES
 from fedsql.config.policy import POLICY_KEYS, POLICY_OPEN_TABLES
 from fedsql.config.schemas import SCHEMA_FILES, load_schema
+from fedsql.demo.generator import demo_files
 from fedsql.errors import ConfigError
+
+from .policy_cases import GOOD, MALFORMED, SCHEMA_CATCHES
+from .test_policy import GOVERNED
 
 
 def schema_sections(schema: dict[str, Any]) -> tuple[dict[str, set[str]], set[str]]:
@@ -123,9 +129,15 @@ MINI_CONTRACT: Contract = parse_contract(
 POLICY_DOC: dict[str, dict[str, object]] = {
     "silo": {"id": "s", "name": "n", "data": "demo:s"},
     "share": {"t": ["u"]},
-    "privacy": {"max_epsilon_per_query": 1.0, "budget_epsilon": 2.0, "min_group_size": 1},
+    "privacy": {
+        "max_epsilon_per_query": 1.0,
+        "budget_epsilon": 2.0,
+        "budget_renewal_days": 30,
+        "min_group_size": 1,
+    },
     "privacy.analysts": {"a": 1.0},
-    "limits": {"query_timeout_s": 1},
+    "queries": {"aggregates": ["COUNT"], "unit_uses": ["filter"], "max_cells": 10},
+    "limits": {"query_timeout_s": 1, "rate_limit": "5/minute"},
     "approval": {"mode": "auto"},
 }
 POLICY_PATHS = {p: p for p in POLICY_KEYS}
@@ -173,3 +185,29 @@ def test_loader_enforces_exactly_its_key_registry(
         probe.setdefault(concrete, {})["zz_extra"] = 1
         expected = f"{concrete}.zz_extra" if concrete else "zz_extra"
         assert unknown_key_problems(kind, probe) == [expected]
+
+
+def _policy_validator() -> Draft202012Validator:
+    schema = load_schema("policy")
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def test_the_policy_schema_accepts_the_demo_policies_and_every_key() -> None:
+    validator = _policy_validator()
+    files = [p for p in demo_files().glob("*.toml") if p.name != "contract.toml"]
+    assert len(files) == 4
+    for path in files:
+        assert list(validator.iter_errors(tomllib.loads(path.read_text()))) == [], path.name
+    for text in (GOOD, GOVERNED, render(POLICY_DOC)):
+        assert list(validator.iter_errors(tomllib.loads(text))) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [case[:2] for case in MALFORMED], ids=[case[0] for case in MALFORMED]
+)
+def test_the_policy_schema_rejects_what_it_can_see_without_the_contract(
+    name: str, text: str
+) -> None:
+    errors = list(_policy_validator().iter_errors(tomllib.loads(text)))
+    assert bool(errors) == (name in SCHEMA_CATCHES), errors

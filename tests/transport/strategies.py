@@ -198,6 +198,46 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
         ).map(tuple),
         fed_id=TEXT,
     ),
+    m.ExecuteProgress: unique_ids()
+    .flatmap(
+        lambda ids: st.tuples(
+            *(st.builds(m.SiloStatus, silo_id=st.just(i), status=TEXT, reason=TEXT) for i in ids)
+        )
+    )
+    .map(lambda silos: m.ExecuteProgress(silos=silos)),
+    m.CatalogRequest: st.just(m.CatalogRequest()),
+    m.CatalogReply: st.builds(
+        m.CatalogReply,
+        fed_id=TEXT,
+        description=TEXT,
+        tables=unique_ids().flatmap(
+            lambda names: st.tuples(
+                *(
+                    st.builds(
+                        m.CatalogTable,
+                        name=st.just(name),
+                        description=TEXT,
+                        columns=unique_ids().flatmap(
+                            lambda cols: st.tuples(
+                                *(
+                                    st.builds(
+                                        m.CatalogColumn,
+                                        name=st.just(col),
+                                        type=st.sampled_from(["INTEGER", "DOUBLE", "VARCHAR"]),
+                                        description=TEXT,
+                                        groupable=st.booleans(),
+                                        aggregable=st.booleans(),
+                                    )
+                                    for col in cols
+                                )
+                            )
+                        ),
+                    )
+                    for name in names
+                )
+            )
+        ),
+    ),
 }
 
 SILO_MESSAGES = st.one_of(

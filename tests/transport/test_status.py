@@ -24,6 +24,7 @@ EXPECTED_CODES = {
     "ProtocolError": grpc.StatusCode.ABORTED,
     "OverflowDetected": grpc.StatusCode.ABORTED,
     "OperationalError": grpc.StatusCode.UNAVAILABLE,
+    "HubUnreachable": grpc.StatusCode.UNAVAILABLE,
     "UnknownObject": grpc.StatusCode.NOT_FOUND,
     "QueryRejected": grpc.StatusCode.INVALID_ARGUMENT,
     "SQLSyntaxError": grpc.StatusCode.INVALID_ARGUMENT,

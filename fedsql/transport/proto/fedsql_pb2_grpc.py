@@ -126,6 +126,16 @@ class AnalystStub:
                 request_serializer=fedsql__pb2.StatusRequest.SerializeToString,
                 response_deserializer=fedsql__pb2.StatusReply.FromString,
                 _registered_method=True)
+        self.Catalog = channel.unary_unary(
+                '/fedsql.v1.Analyst/Catalog',
+                request_serializer=fedsql__pb2.CatalogRequest.SerializeToString,
+                response_deserializer=fedsql__pb2.CatalogReply.FromString,
+                _registered_method=True)
+        self.ExecuteStream = channel.unary_stream(
+                '/fedsql.v1.Analyst/ExecuteStream',
+                request_serializer=fedsql__pb2.ExecuteRequest.SerializeToString,
+                response_deserializer=fedsql__pb2.ExecuteEvent.FromString,
+                _registered_method=True)
 
 
 class AnalystServicer:
@@ -147,6 +157,21 @@ class AnalystServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Catalog(self, request, context):
+        """The tables and columns an analyst can query: those every connected silo shares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecuteStream(self, request, context):
+        """Execute, streaming each cohort member's status while the query runs. Every event but the
+        last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalystServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +184,16 @@ def add_AnalystServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=fedsql__pb2.StatusRequest.FromString,
                     response_serializer=fedsql__pb2.StatusReply.SerializeToString,
+            ),
+            'Catalog': grpc.unary_unary_rpc_method_handler(
+                    servicer.Catalog,
+                    request_deserializer=fedsql__pb2.CatalogRequest.FromString,
+                    response_serializer=fedsql__pb2.CatalogReply.SerializeToString,
+            ),
+            'ExecuteStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecuteStream,
+                    request_deserializer=fedsql__pb2.ExecuteRequest.FromString,
+                    response_serializer=fedsql__pb2.ExecuteEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +252,60 @@ class Analyst:
             '/fedsql.v1.Analyst/Status',
             fedsql__pb2.StatusRequest.SerializeToString,
             fedsql__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Catalog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsql.v1.Analyst/Catalog',
+            fedsql__pb2.CatalogRequest.SerializeToString,
+            fedsql__pb2.CatalogReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedsql.v1.Analyst/ExecuteStream',
+            fedsql__pb2.ExecuteRequest.SerializeToString,
+            fedsql__pb2.ExecuteEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,12 @@ class AnalystStub:
     """Plan, run and release one query (or only explain it)."""
     Status: _grpc.UnaryUnaryMultiCallable[_fedsql_pb2.StatusRequest, _fedsql_pb2.StatusReply]
     """Which silos are connected now."""
+    Catalog: _grpc.UnaryUnaryMultiCallable[_fedsql_pb2.CatalogRequest, _fedsql_pb2.CatalogReply]
+    """The tables and columns an analyst can query: those every connected silo shares."""
+    ExecuteStream: _grpc.UnaryStreamMultiCallable[_fedsql_pb2.ExecuteRequest, _fedsql_pb2.ExecuteEvent]
+    """Execute, streaming each cohort member's status while the query runs. Every event but the
+    last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+    """
 
 @_typing.type_check_only
 class AnalystAsyncStub(AnalystStub):
@@ -103,6 +109,12 @@ class AnalystAsyncStub(AnalystStub):
     """Plan, run and release one query (or only explain it)."""
     Status: _aio.UnaryUnaryMultiCallable[_fedsql_pb2.StatusRequest, _fedsql_pb2.StatusReply]  # type: ignore[assignment]
     """Which silos are connected now."""
+    Catalog: _aio.UnaryUnaryMultiCallable[_fedsql_pb2.CatalogRequest, _fedsql_pb2.CatalogReply]  # type: ignore[assignment]
+    """The tables and columns an analyst can query: those every connected silo shares."""
+    ExecuteStream: _aio.UnaryStreamMultiCallable[_fedsql_pb2.ExecuteRequest, _fedsql_pb2.ExecuteEvent]  # type: ignore[assignment]
+    """Execute, streaming each cohort member's status while the query runs. Every event but the
+    last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+    """
 
 class AnalystServicer(metaclass=_abc_1.ABCMeta):
     """The hub's analyst-facing service. Errors carry the fedsql error class in trailing metadata
@@ -124,5 +136,23 @@ class AnalystServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_fedsql_pb2.StatusReply, _abc.Awaitable[_fedsql_pb2.StatusReply]]:
         """Which silos are connected now."""
+
+    @_abc_1.abstractmethod
+    def Catalog(
+        self,
+        request: _fedsql_pb2.CatalogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fedsql_pb2.CatalogReply, _abc.Awaitable[_fedsql_pb2.CatalogReply]]:
+        """The tables and columns an analyst can query: those every connected silo shares."""
+
+    @_abc_1.abstractmethod
+    def ExecuteStream(
+        self,
+        request: _fedsql_pb2.ExecuteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_fedsql_pb2.ExecuteEvent], _abc.AsyncIterator[_fedsql_pb2.ExecuteEvent]]:
+        """Execute, streaming each cohort member's status while the query runs. Every event but the
+        last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+        """
 
 def add_AnalystServicer_to_server(servicer: AnalystServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,179 @@
+"""``fedsql budget``: what each analyst has spent at a clinic, and what they have left."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from fedsql.catalog import SiloPolicy
+from fedsql.cli.failure import fail
+from fedsql.config import load_contract, load_policy
+from fedsql.errors import ConfigError, Error
+from fedsql.privacy.accounting import micro_to_epsilon
+from fedsql.privacy.ledger import Ledger, LedgerEntry
+from fedsql.silo.policy_checks import BudgetStatus, budget_status
+
+FORMATS = ("table", "csv", "json")
+
+
+def _time(at_ms: int) -> str:
+    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _open_ledger(path: Path) -> Ledger:
+    if not path.is_file():
+        raise ConfigError(
+            "no such ledger file; a silo keeps it in its state folder", file=str(path)
+        )
+    return Ledger(path)
+
+
+def _load_policy(policy: Path, contract: Path | None) -> SiloPolicy:
+    if contract is None:
+        from fedsql.demo.generator import demo_files
+
+        contract = demo_files() / "contract.toml"
+    return load_policy(policy, load_contract(contract))
+
+
+def _emit(rows: list[dict[str, str]], fmt: str, title: str) -> None:
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else ("analyst",):
+        table.add_column(
+            column, justify="left" if column in ("analyst", "qid", "plan") else "right"
+        )
+    for row in rows:
+        table.add_row(*(Text(value) for value in row.values()))
+    Console().print(table)
+
+
+def _status_row(status: BudgetStatus, last_ms: int | None) -> dict[str, str]:
+    return {
+        "analyst": status.analyst,
+        "queries": str(status.queries),
+        "spent": micro_to_epsilon(status.spent),
+        "budget": micro_to_epsilon(status.budget),
+        "left": micro_to_epsilon(status.left),
+        "last charge": "" if last_ms is None else _time(last_ms),
+    }
+
+
+def _spent_rows(entries: list[LedgerEntry]) -> list[dict[str, str]]:
+    by_analyst: dict[str, list[LedgerEntry]] = {}
+    for entry in entries:
+        by_analyst.setdefault(entry.analyst, []).append(entry)
+    return [
+        {
+            "analyst": analyst,
+            "queries": str(len(charges)),
+            "spent": micro_to_epsilon(sum(c.micro for c in charges)),
+            "last charge": _time(charges[-1].at_ms),
+        }
+        for analyst, charges in sorted(by_analyst.items())
+    ]
+
+
+def budget(
+    ledger: Annotated[
+        Path, typer.Option("--ledger", help="A silo's budget ledger (SQLite).", dir_okay=False)
+    ],
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", help="The silo's policy, to show budgets and what is left.", dir_okay=False
+        ),
+    ] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract",
+            help="The contract the policy is checked against (default: demo).",
+            dir_okay=False,
+        ),
+    ] = None,
+    analyst: Annotated[
+        str | None, typer.Option("--analyst", help="Only this analyst, charge by charge.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+) -> None:
+    """Show what each analyst has spent at a clinic, and with its policy what is left.
+
+    Reads the clinic's ledger; amounts are exact (the ledger counts micro-epsilon). With a
+    renewal period, spent counts the current window. Analysts see what is left at every
+    clinic in the report of each query they run.
+    """
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    now_ms = time.time_ns() // 1_000_000
+    try:
+        book = _open_ledger(ledger)
+        the_policy = None if policy is None else _load_policy(policy, contract)
+        entries = book.entries(analyst)
+    except Error as exc:
+        fail(exc)
+    if analyst is not None:
+        rows = [
+            {
+                "time (UTC)": _time(e.at_ms),
+                "qid": e.qid,
+                "epsilon": micro_to_epsilon(e.micro),
+                "plan": e.note,
+            }
+            for e in entries
+        ]
+        _emit(rows, fmt, f"charges of {analyst}")
+        if the_policy is not None and fmt == "table":
+            status = budget_status(the_policy, analyst, book, now_ms)
+            window = (
+                "lifetime"
+                if status.window_days is None
+                else f"in the last {status.window_days} days"
+            )
+            typer.echo(
+                f"{analyst}: spent {micro_to_epsilon(status.spent)} of "
+                f"{micro_to_epsilon(status.budget)} ({window}); "
+                f"{micro_to_epsilon(status.left)} left"
+            )
+        return
+    if the_policy is None:
+        _emit(_spent_rows(entries), fmt, "spent per analyst (pass --policy for budgets)")
+        return
+    last: dict[str, int] = {}
+    for entry in entries:
+        last[entry.analyst] = entry.at_ms
+    names = sorted(set(last) | set(the_policy.analyst_budgets))
+    rows = [_status_row(budget_status(the_policy, a, book, now_ms), last.get(a)) for a in names]
+    days = the_policy.budget_renewal_days
+    title = (
+        f"budgets at {the_policy.silo_id} (lifetime; default {the_policy.budget_epsilon:g})"
+        if days is None
+        else f"budgets at {the_policy.silo_id} (per {days} days; spent counts the last {days} "
+        f"days; default {the_policy.budget_epsilon:g})"
+    )
+    _emit(rows, fmt, title)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command to ``app``."""
+    app.command("budget")(budget)
