@@ -57,6 +57,7 @@ def serve(
                 roster_path=cfg.roster,
                 key_path=cfg.key,
                 authority_public=read_public(cfg.authority),
+                audit_path=cfg.audit,
             )
         )
         serve_hub(hub, cfg.listen, port_file=port_file, credentials=credentials)

@@ -10,7 +10,7 @@ import typer
 
 from fedsql.cli.authority import read_public
 from fedsql.cli.failure import fail
-from fedsql.config import load_contract, load_policy
+from fedsql.config import PolicySource, load_contract
 from fedsql.errors import ConfigError, Error
 from fedsql.secagg.enrolment import SiloCredentials
 from fedsql.silo.agent import SiloAgent
@@ -54,7 +54,8 @@ def serve(
     logging.getLogger("fedsql").setLevel(logging.INFO)
     try:
         the_contract = load_contract(contract)
-        the_policy = load_policy(policy, the_contract)
+        source = PolicySource(policy, the_contract)
+        the_policy = source.current()
         if the_policy.data.startswith("demo:"):
             raise ConfigError(
                 "this policy names demo data; point `data` at the clinic's DuckDB file",
@@ -63,7 +64,7 @@ def serve(
             )
         agent = SiloAgent(
             the_contract,
-            the_policy,
+            source,
             the_policy.data,
             state,
             testing=testing,

@@ -9,6 +9,7 @@
     key = "keys/coordinator.key"     # the hub's Ed25519 key (0600), named in the roster
     authority = "keys/authority.pub" # the enrolment authority's public key (hex)
     tls = "tls/hub"                  # the hub's mTLS identity folder (fedsql ca issue hub NAME)
+    audit = "hub.audit.log"          # the hub's signed, hash-chained audit log (this default)
     insecure_local = false           # without tls: plaintext on loopback only, for experiments
 
 Relative paths are resolved against the file's folder.
@@ -24,7 +25,9 @@ from pathlib import Path
 
 from fedsql.errors import ConfigError
 
-HUB_KEYS = frozenset({"listen", "contract", "roster", "key", "authority", "tls", "insecure_local"})
+HUB_KEYS = frozenset(
+    {"listen", "contract", "roster", "key", "authority", "tls", "audit", "insecure_local"}
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class HubConfig:
     authority: Path
     tls: Path | None = None
     insecure_local: bool = False
+    audit: Path | None = None
 
 
 def is_loopback(address: str) -> bool:
@@ -82,6 +86,9 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
     insecure = hub.get("insecure_local", False)
     if not isinstance(insecure, bool):
         problems.append(("hub.insecure_local", "must be true or false"))
+    audit = hub.get("audit", "hub.audit.log")
+    if not isinstance(audit, str) or not audit:
+        problems.append(("hub.audit", "must be the path of the hub's audit log"))
     tls = hub.get("tls")
     if tls is not None and (not isinstance(tls, str) or not tls):
         problems.append(("hub.tls", "must be the path of the hub's TLS identity folder"))
@@ -113,6 +120,7 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
         authority=resolve(hub["authority"]),
         tls=resolve(tls) if isinstance(tls, str) else None,
         insecure_local=bool(insecure),
+        audit=resolve(str(audit)),
     )
     if config.insecure_local and not is_loopback(config.listen):
         raise ConfigError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract
 from fedsql.errors import (
     BudgetExhausted,
@@ -151,6 +152,7 @@ class Hub:
         round_timeout_s: float = 60.0,
         roster: Roster | None = None,
         coordinator: IdentityKey | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         """Create a hub for ``contract``.
 
@@ -164,6 +166,8 @@ class Hub:
                 the authority they pin. Without it the hub builds an unsigned roster from the
                 silos that connect (tests and local experiments only).
             coordinator: The hub's Ed25519 key, the one the signed roster names.
+            audit: The hub's audit log: every request, its decision and a digest of every
+                answer released are appended to it.
 
         Raises:
             ConfigError: The roster is for another federation or contract, or names another
@@ -185,6 +189,7 @@ class Hub:
                 )
         self._signed_roster = roster
         self._coordinator = coordinator
+        self.audit = audit
         self.contract = contract
         self.noise = noise
         self.round_timeout_s = round_timeout_s
@@ -288,13 +293,41 @@ class Hub:
 
     # -- queries -------------------------------------------------------------------------
 
+    def _audit_record(self, req: ExecuteRequest, event: str, **fields: object) -> None:
+        if self.audit is None:
+            return
+        self.audit.append(
+            AuditRecord(
+                event=event,
+                actor="hub",
+                analyst=req.analyst,
+                sql=req.sql,
+                params_json=req.params_json,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
+
     def prepare(self, req: ExecuteRequest) -> Prepared:
-        """Plan a query against the connected silos without sending anything.
+        """Plan a query against the connected silos without sending anything (audited).
 
         Raises:
             QueryRejected: The SQL is not allowed, or epsilon is above a clinic's cap.
             QuorumNotMet: Too few silos are connected.
         """
+        try:
+            prepared = self._prepare(req)
+        except Error as exc:
+            self._audit_record(req, "request", decision="rejected", reason=str(exc))
+            raise
+        self._audit_record(
+            req,
+            "request",
+            decision="explained" if req.explain_only else "planned",
+            plan_hash=prepared.plan.plan_hash,
+        )
+        return prepared
+
+    def _prepare(self, req: ExecuteRequest) -> Prepared:
         with self._roster_lock:
             version, silos = self.registry.snapshot()
             welcome = self._welcome()
@@ -570,7 +603,16 @@ class Hub:
         finally:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
-        return self._reply(req, prepared, run, survivors, values, started)
+        reply = self._reply(req, prepared, run, survivors, values, started)
+        self._audit_record(
+            req,
+            "release",
+            qid=desc.qid.hex(),
+            plan_hash=prepared.plan.plan_hash,
+            epsilon_micro=epsilon_to_micro(prepared.epsilon),
+            release_digest=release_digest(reply.result_ipc),
+        )
+        return reply
 
     def _abort(
         self, session: CoordinatorSession, channels: dict[str, SiloChannel], reason: str

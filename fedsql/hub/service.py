@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from fedsql.audit import AuditLog
 from fedsql.catalog import Contract
 from fedsql.errors import ConfigError
 from fedsql.hub.coordinator import Hub
-from fedsql.secagg.identity import IdentityKey
+from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.roster import roster_from_json, verify_roster
 from fedsql.transport.server import RunningServer, start_hub_server
 
@@ -27,6 +28,7 @@ class HubFiles:
     roster_path: Path
     key_path: Path
     authority_public: bytes
+    audit_path: Path | None = None
 
 
 def load_signed_roster(hub_files: HubFiles) -> tuple[Hub, IdentityKey]:
@@ -47,7 +49,10 @@ def load_signed_roster(hub_files: HubFiles) -> tuple[Hub, IdentityKey]:
         contract_hash=hub_files.contract.fingerprint,
     )
     key = IdentityKey.load(hub_files.key_path)
-    return Hub(hub_files.contract, roster=roster, coordinator=key), key
+    audit = None
+    if hub_files.audit_path is not None:
+        audit = AuditLog(hub_files.audit_path, key, verify_signature, log_id="hub")
+    return Hub(hub_files.contract, roster=roster, coordinator=key, audit=audit), key
 
 
 def serve_hub(
@@ -97,4 +102,6 @@ def serve_hub(
         done.wait()
     finally:
         server.stop(5.0)
+        if hub.audit is not None:
+            hub.audit.close()
         log.info("hub stopped")

@@ -6,6 +6,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,19 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
+from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract, SiloPolicy
+from fedsql.config.policy_watch import PolicySource
 from fedsql.errors import BudgetExhausted, ConfigError, Error, ProtocolError
-from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.privacy.accounting import micro_to_epsilon
 from fedsql.privacy.ledger import Ledger
 from fedsql.privacy.noise import sample_discrete_gaussian
 from fedsql.secagg.encoding import encode
 from fedsql.secagg.enrolment import SiloCredentials
 from fedsql.secagg.epochs import EpochKey, EpochKeyStore
+from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
+from fedsql.silo.policy_checks import budget_limit_micro, check_policy, policy_for_query
+from fedsql.silo.rate_limit import RateLimiter
 from fedsql.silo.translate import (
     abort_from_message,
     descriptor_from_request,
@@ -62,6 +68,10 @@ class SiloStats:
     executed: int = 0
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _salted(sql: str, salt: int) -> dict[str, object]:
     """The named parameters of a partial query: the keyed-order salt, when the query uses it."""
     return {SALT_PARAM: salt} if f"${SALT_PARAM}" in sql else {}
@@ -78,7 +88,7 @@ class SiloAgent:
     def __init__(
         self,
         contract: Contract,
-        policy: SiloPolicy,
+        policy: SiloPolicy | PolicySource,
         data_path: str | Path,
         state_dir: str | Path,
         *,
@@ -91,7 +101,9 @@ class SiloAgent:
 
         Args:
             contract: The federation contract.
-            policy: This clinic's policy.
+            policy: This clinic's policy, or its file through a :class:`PolicySource`: then a
+                changed policy applies from the next query, and while the file is invalid every
+                query is refused (never run under the stale policy).
             data_path: The clinic's DuckDB file.
             state_dir: Folder for the ledger (created if missing).
             testing: Start in test mode (accepts noise-off queries). Never in production.
@@ -107,6 +119,10 @@ class SiloAgent:
             ConfigError: The data do not satisfy the contract's bounds on rows.
         """
         self.contract = contract
+        self._source: PolicySource | None = None
+        if isinstance(policy, PolicySource):
+            self._source = policy
+            policy = policy.current()
         self.policy = policy
         self.silo_id = policy.silo_id
         self.testing = testing
@@ -133,6 +149,13 @@ class SiloAgent:
             self._epoch_key = self._epoch_keys.open_epoch(0)
         else:
             self.keys = SiloKeyPair.generate()
+        self.rates = RateLimiter(state / f"{self.silo_id}.rates.sqlite")
+        self.audit = AuditLog(
+            state / f"{self.silo_id}.audit.log",
+            self._audit_signer(state),
+            verify_signature,
+            log_id=f"silo:{self.silo_id}",
+        )
         self.stats = SiloStats()
         self._on_executed = on_executed
         self._roster: Roster | None = None
@@ -141,6 +164,45 @@ class SiloAgent:
         self._conn: HubConnection | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"silo-{self.silo_id}")
         self._lock = threading.Lock()
+
+    def _audit_signer(self, state: Path) -> IdentityKey:
+        """The key that signs this silo's audit log: its identity, or a key of its own."""
+        if self._credentials is not None:
+            key = self._credentials.identity
+        else:
+            path = state / f"{self.silo_id}.audit.key"
+            if path.exists():
+                key = IdentityKey.load(path)
+            else:
+                key = IdentityKey.generate()
+                key.save(path)
+        (state / f"{self.silo_id}.audit.pub").write_text(key.public_bytes.hex() + "\n")
+        return key
+
+    def current_policy(self) -> SiloPolicy:
+        """The policy the next query runs under.
+
+        Raises:
+            QueryRejected: The policy file is invalid now; every query is refused until fixed.
+        """
+        if self._source is None:
+            return self.policy
+        self.policy = policy_for_query(self._source)
+        return self.policy
+
+    def _record(self, request: QueryRequest, event: str, **fields: object) -> None:
+        self.audit.append(
+            AuditRecord(
+                event=event,
+                actor=f"silo:{self.silo_id}",
+                analyst=request.analyst,
+                qid=request.qid.hex(),
+                plan_hash=request.plan_hash,
+                sql=request.sql,
+                params_json=request.params_json,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
 
     def _check_data(self) -> None:
         tables = self.engine.tables()
@@ -214,11 +276,13 @@ class SiloAgent:
         return conn is None or conn.wait_closed(timeout_s)
 
     def close(self) -> None:
-        """Close the stream, the workers and the engine."""
+        """Close the stream, the workers, the engine and the silo's stores."""
         if self._conn is not None:
             self._conn.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
+        self.rates.close()
+        self.audit.close()
 
     # -- messages from the hub -------------------------------------------------------------
 
@@ -288,18 +352,23 @@ class SiloAgent:
         assert self._conn is not None
         self._conn.send(msg)  # type: ignore[arg-type]
 
-    def _refuse(self, request: QueryRequest, code: str, reason: str) -> None:
+    def _refuse(
+        self, request: QueryRequest, code: str, reason: str, policy: SiloPolicy | None
+    ) -> None:
         self.stats.refused += 1
-        budget = self.policy.budget_for(request.analyst)
-        left = self.ledger.remaining(request.analyst, epsilon_to_micro(repr(float(budget))))
+        remaining = ""
+        if policy is not None:
+            limit = budget_limit_micro(policy, request.analyst, self.ledger, _now_ms())
+            remaining = micro_to_epsilon(self.ledger.remaining(request.analyst, limit))
         log.info("silo %s refused a query: %s", self.silo_id, code)
+        self._record(request, "request", decision="refused", reason=f"{code}: {reason}")
         self._send(
             Refusal(
                 qid=request.qid,
                 silo_id=self.silo_id,
                 code=code,
                 reason=reason,
-                budget_remaining=micro_to_epsilon(left),
+                budget_remaining=remaining,
             )
         )
 
@@ -307,24 +376,26 @@ class SiloAgent:
         assert isinstance(request, QueryRequest)
         roster, session = self._roster, self._session
         if roster is None or session is None or request.roster_version != roster.version:
-            self._refuse(request, "roster", "the silo does not hold the roster the query names")
+            self._refuse(
+                request, "roster", "the silo does not hold the roster the query names", None
+            )
             return
         if self.silo_id not in request.cohort:
             return
-        try:
-            admission = admit(request, self.contract, self.policy, testing=self.testing)
-        except Error as exc:
-            self._refuse(request, type(exc).__name__, str(exc))
-            return
+        policy: SiloPolicy | None = None
         descriptor = descriptor_from_request(request)
         try:
+            policy = self.current_policy()
+            admission = admit(request, self.contract, policy, testing=self.testing)
+            check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
             sql = self._partial_sql(admission)
             self.engine.bind(sql, _salted(sql, 0))
+            self.rates.check_and_record(request.analyst, time.time(), policy.rate_limit)
             session.accept(descriptor)
         except Error as exc:
-            self._refuse(request, type(exc).__name__, str(exc))
+            self._refuse(request, type(exc).__name__, str(exc), policy)
             return
-        budget = epsilon_to_micro(repr(float(self.policy.budget_for(request.analyst))))
+        budget = budget_limit_micro(policy, request.analyst, self.ledger, _now_ms())
         try:
             left = self.ledger.charge(
                 request.analyst,
@@ -335,20 +406,26 @@ class SiloAgent:
             )
         except (BudgetExhausted, ProtocolError) as exc:
             session.abort(request.qid)
-            self._refuse(request, type(exc).__name__, str(exc))
+            self._refuse(request, type(exc).__name__, str(exc), policy)
             return
         self.stats.admitted += 1
+        self._record(request, "request", decision="admitted", epsilon_micro=admission.epsilon_micro)
         self._send(
             Accepted(qid=request.qid, silo_id=self.silo_id, budget_remaining=micro_to_epsilon(left))
         )
         try:
-            vector = self._compute(admission, request)
+            vector = self._compute(admission, request, policy)
             upload = session.upload(descriptor, vector)
         except Error as exc:
             # The charge stands: a query that failed after execution started costs its epsilon.
             session.abort(request.qid)
-            self._refuse(request, type(exc).__name__, str(exc))
+            self._record(
+                request, "failure", reason=f"{type(exc).__name__}: {exc}",
+                epsilon_micro=admission.epsilon_micro,
+            )  # fmt: skip
+            self._refuse(request, type(exc).__name__, str(exc), policy)
             return
+        self._record(request, "release", release_digest=release_digest(upload.canonical()))
         self._send(upload_to_message(upload))
 
     def _partial_sql(self, admission: Admission) -> str:
@@ -357,11 +434,13 @@ class SiloAgent:
             return plan.partial_sql_uncapped
         return plan.partial_sql
 
-    def _compute(self, admission: Admission, request: QueryRequest) -> np.ndarray:
+    def _compute(
+        self, admission: Admission, request: QueryRequest, policy: SiloPolicy
+    ) -> np.ndarray:
         plan = admission.plan
         sql = self._partial_sql(admission)
         names, rows = self.engine.run(
-            sql, _salted(sql, secrets.randbits(63)), self.policy.query_timeout_s
+            sql, _salted(sql, secrets.randbits(63)), policy.query_timeout_s
         )
         self.stats.executed += 1
         if self._on_executed is not None:

@@ -155,6 +155,14 @@ def test_query_through_separate_processes(deployment: dict[str, object]) -> None
     for silo in SILOS:
         assert f"{silo} answered" in proc.stderr
 
+    root = deployment["root"]
+    assert isinstance(root, Path)
+    hub_key = (root / "hub" / "coordinator.pub").read_text().strip()
+    check = cli("audit", "verify", "--log", str(root / "hub.audit.log"), "--key", hub_key)
+    assert check.stdout.startswith("verified: 2 entries")  # planned, released
+    for silo in SILOS:
+        cli("audit", "verify", "--log", str(root / silo / f"{silo}.audit.log"))
+
 
 def test_status_lists_the_connected_silos(deployment: dict[str, object]) -> None:
     proc = cli("status", "--hub", str(deployment["target"]))
@@ -222,7 +230,10 @@ def test_silo_killed_and_hub_restarted(deployment: dict[str, object]) -> None:
     # A hub on a fixed port, so that it can be restarted where the silos expect it.
     port = _free_port()
     config = root / "hub-fixed.toml"
-    config.write_text((root / "hub.toml").read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    config.write_text(
+        (root / "hub.toml").read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}")
+        + 'audit = "hub-fixed.audit.log"\n'  # one writer per log: the first hub still runs
+    )
     target = f"127.0.0.1:{port}"
 
     def start_hub() -> subprocess.Popen[bytes]:
