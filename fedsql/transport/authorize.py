@@ -34,6 +34,9 @@ SERVICE_ROLES: dict[str, Role] = {
     pb.DESCRIPTOR.services_by_name["Analyst"].full_name: "analyst",
 }
 
+#: The standard gRPC health service, open to every verified peer.
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
 #: The request field that names the analyst a call acts for.
 ANALYST_FIELD = "analyst"
 
@@ -129,6 +132,10 @@ class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return None
         method: str = handler_call_details.method
         service = method.lstrip("/").split("/", 1)[0]
+        if service == HEALTH_SERVICE:
+            # Any peer the handshake verified (a certificate of the federation's CA) may ask
+            # whether the hub is serving; the answer names no one and carries no data.
+            return handler
         role = SERVICE_ROLES.get(service)
         return _wrap(handler, service, role)
 

@@ -33,6 +33,8 @@ from typing import cast
 
 import grpc
 from google.protobuf.message import Message as ProtoMessage
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import HealthServicer
 
 from fedsql.errors import Error, InterfaceError, InternalError, OperationalError, ProtocolError
 from fedsql.transport.authorize import IdentityInterceptor, check_silo_hello
@@ -326,6 +328,12 @@ class _AnalystServicer(pb_grpc.AnalystServicer):
             )
 
 
+#: Services reported SERVING by the standard gRPC health service (besides the server as a whole).
+HEALTH_SERVICES = tuple(
+    pb.DESCRIPTOR.services_by_name[name].full_name for name in ("Coordinator", "Analyst")
+)
+
+
 class RunningServer:
     """A started hub server. Stop it with :meth:`stop` or use it as a context manager."""
 
@@ -336,8 +344,10 @@ class RunningServer:
         host: str,
         port: int,
         coordinator: _CoordinatorServicer,
+        health: HealthServicer,
     ) -> None:
         self._server = server
+        self._health = health
         self._executor = executor
         self._host = host
         self._port = port
@@ -371,6 +381,7 @@ class RunningServer:
         if self._stopped:
             return
         self._stopped = True
+        self._health.enter_graceful_shutdown()
         readers = self._coordinator.close_all()
         self._server.stop(grace).wait()
         self._executor.shutdown(wait=False)
@@ -436,6 +447,10 @@ def start_hub_server(
     )
     pb_grpc.add_CoordinatorServicer_to_server(coordinator, server)
     pb_grpc.add_AnalystServicer_to_server(_AnalystServicer(handler), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for service in ("", *HEALTH_SERVICES):
+        health.set(service, health_pb2.HealthCheckResponse.SERVING)
     try:
         if credentials is None:
             port = server.add_insecure_port(address)
@@ -450,4 +465,4 @@ def start_hub_server(
     server.start()
     host = address.rsplit(":", 1)[0]
     log.info("hub listening on %s:%d", host, port)
-    return RunningServer(server, executor, host, int(port), coordinator)
+    return RunningServer(server, executor, host, int(port), coordinator, health)

@@ -304,8 +304,12 @@ def test_mtls_deployment(deployment: dict[str, object], tmp_path: Path) -> None:
     from fedsql.transport.messages import ExecuteRequest
     from fedsql.transport.tls import channel_credentials
 
-    root = deployment["root"]
-    assert isinstance(root, Path)
+    root, silos = deployment["root"], deployment["silos"]
+    assert isinstance(root, Path) and isinstance(silos, dict)
+    for proc in silos.values():  # each silo's state (ledger, audit log) has one writer
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
     contract = demo_files() / "contract.toml"
     ca = tmp_path / "ca"
     cli("ca", "init", str(ca))
@@ -363,6 +367,20 @@ def test_mtls_deployment(deployment: dict[str, object], tmp_path: Path) -> None:
         )
         assert {s.status for s in reply.silos} == {"answered"}
         client.close()
+        # The standard health service answers any peer with a federation certificate.
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        channel = grpc.secure_channel(
+            target,
+            channel_credentials(tmp_path / "tls-alice"),
+            options=[("grpc.ssl_target_name_override", "hub")],
+        )
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
         # The CLI through a profile: mTLS, the analyst named by the certificate.
         profiles = tmp_path / "profiles.toml"
         profiles.write_text(
