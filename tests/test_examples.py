@@ -40,3 +40,18 @@ def test_notebook_runs_top_to_bottom(demo_data: object, tmp_path: Path) -> None:
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "epsilon spent at each clinic: 0.5" in printed
     assert "answered: ['mumbai', 'san-francisco', 'seoul', 'sydney']" in printed
+
+
+def test_deploy_example_runs_and_stops_everything(demo_data: object, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "deploy" / "run.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "4 silos joined" in proc.stdout
+    assert "sex,n,n_margin95" in proc.stdout
+    assert "stopped the hub and the silos" in proc.stdout
+    assert (tmp_path / "roster.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 from fedsql.cli.failure import fail
 from fedsql.errors import Error
 from fedsql.transport.client import AnalystClient
+from fedsql.transport.tls import channel_credentials
 
 
 def _when(ms: int) -> str:
@@ -20,10 +22,17 @@ def _when(ms: int) -> str:
 
 def status(
     hub: Annotated[str, typer.Option("--hub", help="The hub's host:port.")],
+    tls: Annotated[
+        Path | None, typer.Option(help="Your mTLS identity folder (fedsql ca issue analyst).")
+    ] = None,
+    hub_name: Annotated[
+        str | None, typer.Option(help="The name on the hub's certificate, if not the host.")
+    ] = None,
 ) -> None:
     """List the silos connected to the hub."""
     try:
-        with AnalystClient(hub, timeout_s=10) as client:
+        credentials = None if tls is None else channel_credentials(tls)
+        with AnalystClient(hub, credentials, timeout_s=10, server_name=hub_name) as client:
             reply = client.status()
     except Error as exc:
         fail(exc)
