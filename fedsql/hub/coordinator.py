@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-
-import numpy as np
-import pyarrow as pa
 
 from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract
 from fedsql.errors import (
-    BudgetExhausted,
     ConfigError,
     Error,
     ProtocolError,
-    QueryRejected,
     QuorumNotMet,
 )
-from fedsql.hub.finalize import finalize, finalize_engine
+from fedsql.hub.finalize import finalize_engine
+from fedsql.hub.planning import (
+    Prepared,
+    choose_epsilon,
+    encoding_for,
+    explain_lines,
+    measure_specs,
+    visible_tables,
+)
 from fedsql.hub.query_run import QueryRun
-from fedsql.hub.registry import ConnectedSilo, Registry, now_ms
+from fedsql.hub.registry import Registry, now_ms
+from fedsql.hub.reply import build_reply, quorum_error
 from fedsql.hub.translate import (
     epoch_key_from_message,
     message_from_unmask_request,
@@ -36,13 +38,12 @@ from fedsql.hub.translate import (
     upload_from_message,
     welcome_from_roster,
 )
-from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
-from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
-from fedsql.secagg.encoding import CoordinateSpec, check_plan, decode, spec_for_measure
+from fedsql.privacy.accounting import epsilon_to_micro
+from fedsql.privacy.calibrate import NoisePlan, plan_noise
+from fedsql.secagg.encoding import check_plan, decode
 from fedsql.secagg.epochs import verify_epoch_key
 from fedsql.secagg.identity import IdentityKey
 from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster
-from fedsql.sql.plan import FederatedPlan
 from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
@@ -73,48 +74,6 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A planned query before anything is sent: plan, epsilon, noise and encoding."""
-
-    plan: FederatedPlan
-    epsilon: str
-    noise: NoisePlan | None
-    encoding: tuple[CoordinateSpec, ...]
-    silos: tuple[ConnectedSilo, ...]
-    roster_version: int
-    roster: Roster
-
-
-def _measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
-    return [
-        MeasureSpec(
-            name=m.name,
-            sensitivity=m.sensitivity,
-            clip=m.clip,
-            integral=m.integral,
-            cells=plan.cells,
-            row_cap=plan.row_cap,
-        )
-        for m in plan.measures
-    ]
-
-
-def _visible_tables(silos: list[ConnectedSilo]) -> dict[str, tuple[str, ...]]:
-    """The tables every silo shares, each with the columns all of them share (sorted)."""
-    visible: dict[str, tuple[str, ...]] = {}
-    if not silos:
-        return visible
-    first = dict(silos[0].hello.shared)
-    for table, cols in first.items():
-        common = set(cols)
-        for s in silos[1:]:
-            common &= set(dict(s.hello.shared).get(table, ()))
-        if common:
-            visible[table] = tuple(sorted(common))
-    return visible
-
-
 def _progress(run: QueryRun) -> ExecuteProgress:
     """Each cohort member's status now (call with ``run.cond`` held)."""
     return ExecuteProgress(
@@ -128,13 +87,6 @@ def _progress(run: QueryRun) -> ExecuteProgress:
             for silo_id, out in run.outcomes.items()
         )
     )
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 class Hub:
@@ -338,18 +290,18 @@ class Hub:
                 f"{n} silo(s) connected; this federation needs at least {needed} to release "
                 "anything"
             )
-        visible = _visible_tables(silos)
+        visible = visible_tables(silos)
         plan = plan_cached(req.sql, req.params_json, self.contract, visible)
-        epsilon = self._epsilon(req.epsilon, silos)
+        epsilon = choose_epsilon(self.contract, req.epsilon, silos)
         noise: NoisePlan | None = None
         if self.noise:
             noise = plan_noise(
                 float(epsilon),
                 self.contract.delta,
-                _measure_specs(plan),
+                measure_specs(plan),
                 self.contract.secagg.m_min(n),
             )
-        encoding = self._encoding(plan, noise, n)
+        encoding = encoding_for(self.contract, plan, noise, n)
         check_plan(encoding, n)
         if self._signed_roster is not None:
             roster, version = self._signed_roster, self._signed_roster.version
@@ -357,70 +309,9 @@ class Hub:
             roster = roster_from_welcome(welcome)
         return Prepared(plan, epsilon, noise, encoding, tuple(silos), version, roster)
 
-    def _epsilon(self, asked: str, silos: list[ConnectedSilo]) -> str:
-        caps = {s.silo_id: float(s.hello.max_epsilon_per_query) for s in silos}
-        lowest = min(caps.values())
-        if asked:
-            micro = epsilon_to_micro(asked)
-            for silo_id, cap in sorted(caps.items()):
-                if micro > epsilon_to_micro(repr(cap)):
-                    raise QueryRejected(
-                        f"epsilon {micro_to_epsilon(micro)} is above clinic {silo_id}'s per-query "
-                        f"cap of {cap:g}; ask for at most {lowest:g}"
-                    )
-            return micro_to_epsilon(micro)
-        return micro_to_epsilon(
-            min(
-                epsilon_to_micro(repr(self.contract.default_epsilon)),
-                epsilon_to_micro(repr(lowest)),
-            )
-        )
-
-    def _encoding(
-        self, plan: FederatedPlan, noise: NoisePlan | None, n: int
-    ) -> tuple[CoordinateSpec, ...]:
-        return tuple(
-            spec_for_measure(
-                m.clip,
-                m.integral,
-                self.contract.secagg.max_rows_per_silo,
-                n,
-                None if noise is None else noise.measures[j].frac_bits,
-                0.0 if noise is None else noise.measures[j].sigma_local_encoded,
-            )
-            for j, m in enumerate(plan.measures)
-        )
-
     def explain(self, prepared: Prepared) -> list[str]:
         """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
-        plan, noise = prepared.plan, prepared.noise
-        n = len(prepared.silos)
-        lines = list(plan.explanation)
-        lines.append(f"partial SQL (run by every silo):\n{plan.partial_sql}")
-        lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
-        lines.append(
-            f"key space: {plan.cells} cell(s) x {len(plan.measures)} measure(s) = "
-            f"vector of {plan.dimension}"
-        )
-        lines.append(
-            f"cohort: {n} silo(s); secure aggregation threshold "
-            f"t={self.contract.secagg.threshold_for(n)}, "
-            f"noise sized for m_min={self.contract.secagg.m_min(n)} honest silos"
-        )
-        if noise is None:
-            lines.append("noise: OFF (test mode)")
-        else:
-            lines.append(
-                f"privacy cost: epsilon={prepared.epsilon} at delta={self.contract.delta:g} "
-                f"(rho={noise.rho:.6g} zCDP), split equally across measures"
-            )
-            for m, mn in zip(plan.measures, noise.measures, strict=True):
-                sigma = noise.sigma_released(m.name, noise.m_min)
-                lines.append(
-                    f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g}, "
-                    f"noise sd >= {sigma:.4g} (value units), 95% margin ±{1.96 * sigma:.4g}"
-                )
-        return lines
+        return explain_lines(self.contract, prepared)
 
     def execute(self, req: ExecuteRequest) -> ExecuteReply:
         """Run (or explain) one analyst query end to end."""
@@ -497,7 +388,7 @@ class Hub:
         """The tables and columns every connected silo shares, typed as the contract declares."""
         with self._roster_lock:
             _, silos = self.registry.snapshot()
-        visible = _visible_tables(silos)
+        visible = visible_tables(silos)
         tables = []
         for table in self.contract.tables:
             shared = set(visible.get(table.name, ()))
@@ -583,7 +474,7 @@ class Hub:
             except QuorumNotMet:
                 self._abort(session, channels, "too few uploads")
                 run.mark_timeouts()
-                raise self._quorum_error(run) from None
+                raise quorum_error(self.contract, run) from None
             for silo_id, r2 in unmask.items():
                 channels[silo_id].send(message_from_unmask_request(r2))
             survivors = tuple(sorted(unmask))
@@ -603,7 +494,9 @@ class Hub:
         finally:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
-        reply = self._reply(req, prepared, run, survivors, values, started)
+        reply = build_reply(
+            self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
+        )
         self._audit_record(
             req,
             "release",
@@ -621,79 +514,3 @@ class Hub:
         message = Abort(qid=notice.qid, reason=notice.reason, signature=notice.signature)
         for channel in channels.values():
             channel.send(message)
-
-    def _quorum_error(self, run: QueryRun) -> Error:
-        refusals = {s: o for s, o in run.outcomes.items() if o.status == "refused"}
-        detail = "; ".join(f"{s}: {o.reason}" for s, o in sorted(refusals.items()))
-        if refusals and all(
-            o.code == BudgetExhausted.__name__ or "budget" in o.reason.lower()
-            for o in refusals.values()
-        ):
-            return BudgetExhausted(f"not enough silos have budget left for this query ({detail})")
-        statuses = ", ".join(f"{s} {o.status}" for s, o in sorted(run.outcomes.items()))
-        needed = self.contract.secagg.survivors_needed(len(run.cohort))
-        msg = (
-            f"only {len(run.uploads)} silo(s) contributed; at least {needed} are needed "
-            f"({statuses})"
-        )
-        if detail:
-            msg += f"; refusals: {detail}"
-        return QuorumNotMet(msg)
-
-    def _reply(
-        self,
-        req: ExecuteRequest,
-        prepared: Prepared,
-        run: QueryRun,
-        survivors: tuple[str, ...],
-        values: np.ndarray,
-        started: float,
-    ) -> ExecuteReply:
-        plan, noise = prepared.plan, prepared.noise
-        k = len(survivors)
-        sigmas = [0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures]
-        by_id = {s.silo_id: s for s in prepared.silos}
-        min_group = max(by_id[s].hello.min_group_size for s in survivors)
-        fin = finalize(self._finalize_engine, plan, values, sigmas, min_group)
-        statuses = []
-        for silo_id in run.cohort:
-            out = run.outcomes[silo_id]
-            status = "answered" if silo_id in survivors else out.status
-            statuses.append(
-                SiloStatus(
-                    silo_id=silo_id,
-                    status=status,
-                    reason=out.reason if status != "answered" else "",
-                    budget_remaining=out.budget_remaining,
-                )
-            )
-        report = {
-            "epsilon": prepared.epsilon,
-            "delta": self.contract.delta,
-            "rho": None if noise is None else noise.rho,
-            "noise": noise is not None,
-            "min_group_size": min_group,
-            "suppressed_cells": fin.suppressed_cells,
-            "cells": plan.cells,
-            "measures": [
-                {"name": m.name, "expression": m.expression, "sigma": s, "hidden": m.hidden}
-                for m, s in zip(plan.measures, sigmas, strict=True)
-            ],
-            "elapsed_s": round(time.monotonic() - started, 6),
-        }
-        log.info(
-            "query done: analyst=%s plan=%s epsilon=%s survivors=%d cells=%d",
-            req.analyst,
-            plan.plan_hash[:12],
-            prepared.epsilon,
-            k,
-            plan.cells,
-        )
-        return ExecuteReply(
-            result_ipc=_ipc(fin.result),
-            stats_ipc=_ipc(fin.stats),
-            report_json=json.dumps(report, sort_keys=True),
-            explain=(),
-            epsilon_spent=prepared.epsilon,
-            silos=tuple(statuses),
-        )

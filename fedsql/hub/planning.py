@@ -1,0 +1,134 @@
+"""Hub-side planning of a query: visible tables, epsilon, encoding and the explanation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedsql.catalog import Contract
+from fedsql.errors import QueryRejected
+from fedsql.hub.registry import ConnectedSilo
+from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.privacy.calibrate import MeasureSpec, NoisePlan
+from fedsql.secagg.encoding import CoordinateSpec, spec_for_measure
+from fedsql.secagg.protocol import Roster
+from fedsql.sql.plan import FederatedPlan
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A planned query before anything is sent: plan, epsilon, noise and encoding."""
+
+    plan: FederatedPlan
+    epsilon: str
+    noise: NoisePlan | None
+    encoding: tuple[CoordinateSpec, ...]
+    silos: tuple[ConnectedSilo, ...]
+    roster_version: int
+    roster: Roster
+
+
+def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
+    """The privacy view of a plan's measures."""
+    return [
+        MeasureSpec(
+            name=m.name,
+            sensitivity=m.sensitivity,
+            clip=m.clip,
+            integral=m.integral,
+            cells=plan.cells,
+            row_cap=plan.row_cap,
+        )
+        for m in plan.measures
+    ]
+
+
+def visible_tables(silos: list[ConnectedSilo]) -> dict[str, tuple[str, ...]]:
+    """The tables every silo shares, each with the columns all of them share (sorted)."""
+    visible: dict[str, tuple[str, ...]] = {}
+    if not silos:
+        return visible
+    first = dict(silos[0].hello.shared)
+    for table, cols in first.items():
+        common = set(cols)
+        for s in silos[1:]:
+            common &= set(dict(s.hello.shared).get(table, ()))
+        if common:
+            visible[table] = tuple(sorted(common))
+    return visible
+
+
+def choose_epsilon(contract: Contract, asked: str, silos: list[ConnectedSilo]) -> str:
+    """The query's epsilon as a canonical decimal string.
+
+    It is the epsilon asked for, or else the contract's default capped by every connected
+    clinic's per-query cap.
+
+    Raises:
+        QueryRejected: The asked epsilon is above a connected clinic's per-query cap.
+    """
+    caps = {s.silo_id: float(s.hello.max_epsilon_per_query) for s in silos}
+    lowest = min(caps.values())
+    if asked:
+        micro = epsilon_to_micro(asked)
+        for silo_id, cap in sorted(caps.items()):
+            if micro > epsilon_to_micro(repr(cap)):
+                raise QueryRejected(
+                    f"epsilon {micro_to_epsilon(micro)} is above clinic {silo_id}'s per-query "
+                    f"cap of {cap:g}; ask for at most {lowest:g}"
+                )
+        return micro_to_epsilon(micro)
+    return micro_to_epsilon(
+        min(
+            epsilon_to_micro(repr(contract.default_epsilon)),
+            epsilon_to_micro(repr(lowest)),
+        )
+    )
+
+
+def encoding_for(
+    contract: Contract, plan: FederatedPlan, noise: NoisePlan | None, n: int
+) -> tuple[CoordinateSpec, ...]:
+    """Per-measure fixed-point encoding, exactly as every silo derives it."""
+    return tuple(
+        spec_for_measure(
+            m.clip,
+            m.integral,
+            contract.secagg.max_rows_per_silo,
+            n,
+            None if noise is None else noise.measures[j].frac_bits,
+            0.0 if noise is None else noise.measures[j].sigma_local_encoded,
+        )
+        for j, m in enumerate(plan.measures)
+    )
+
+
+def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
+    """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
+    plan, noise = prepared.plan, prepared.noise
+    n = len(prepared.silos)
+    lines = list(plan.explanation)
+    lines.append(f"partial SQL (run by every silo):\n{plan.partial_sql}")
+    lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
+    lines.append(
+        f"key space: {plan.cells} cell(s) x {len(plan.measures)} measure(s) = "
+        f"vector of {plan.dimension}"
+    )
+    lines.append(
+        f"cohort: {n} silo(s); secure aggregation threshold "
+        f"t={contract.secagg.threshold_for(n)}, "
+        f"noise sized for m_min={contract.secagg.m_min(n)} honest silos"
+    )
+    if noise is None:
+        lines.append("noise: OFF (test mode)")
+    else:
+        lines.append(
+            f"privacy cost: epsilon={prepared.epsilon} at delta={contract.delta:g} "
+            f"(rho={noise.rho:.6g} zCDP), split equally across measures"
+        )
+        for m, mn in zip(plan.measures, noise.measures, strict=True):
+            sigma = noise.sigma_released(m.name, noise.m_min)
+            lines.append(
+                f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g}, "
+                f"noise sd >= {sigma:.4g} (value units), 95% margin ±{1.96 * sigma:.4g}"
+            )
+    return lines

@@ -1,0 +1,105 @@
+"""The analyst's reply: finalized answer, per-silo outcome and privacy report; quorum errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from fedsql.catalog import Contract
+from fedsql.errors import BudgetExhausted, Error, QuorumNotMet
+from fedsql.hub.finalize import finalize
+from fedsql.hub.planning import Prepared
+from fedsql.hub.query_run import QueryRun
+from fedsql.transport.messages import ExecuteReply, ExecuteRequest, SiloStatus
+
+log = logging.getLogger(__name__)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def quorum_error(contract: Contract, run: QueryRun) -> Error:
+    """The error for a query too few silos contributed to: budget, or quorum, with reasons."""
+    refusals = {s: o for s, o in run.outcomes.items() if o.status == "refused"}
+    detail = "; ".join(f"{s}: {o.reason}" for s, o in sorted(refusals.items()))
+    if refusals and all(
+        o.code == BudgetExhausted.__name__ or "budget" in o.reason.lower()
+        for o in refusals.values()
+    ):
+        return BudgetExhausted(f"not enough silos have budget left for this query ({detail})")
+    statuses = ", ".join(f"{s} {o.status}" for s, o in sorted(run.outcomes.items()))
+    needed = contract.secagg.survivors_needed(len(run.cohort))
+    msg = f"only {len(run.uploads)} silo(s) contributed; at least {needed} are needed ({statuses})"
+    if detail:
+        msg += f"; refusals: {detail}"
+    return QuorumNotMet(msg)
+
+
+def build_reply(
+    contract: Contract,
+    engine: duckdb.DuckDBPyConnection,
+    req: ExecuteRequest,
+    prepared: Prepared,
+    run: QueryRun,
+    survivors: tuple[str, ...],
+    values: np.ndarray,
+    started: float,
+) -> ExecuteReply:
+    """Finalize the noisy totals and assemble the analyst's reply and privacy report."""
+    plan, noise = prepared.plan, prepared.noise
+    k = len(survivors)
+    sigmas = [0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures]
+    by_id = {s.silo_id: s for s in prepared.silos}
+    min_group = max(by_id[s].hello.min_group_size for s in survivors)
+    fin = finalize(engine, plan, values, sigmas, min_group)
+    statuses = []
+    for silo_id in run.cohort:
+        out = run.outcomes[silo_id]
+        status = "answered" if silo_id in survivors else out.status
+        statuses.append(
+            SiloStatus(
+                silo_id=silo_id,
+                status=status,
+                reason=out.reason if status != "answered" else "",
+                budget_remaining=out.budget_remaining,
+            )
+        )
+    report = {
+        "epsilon": prepared.epsilon,
+        "delta": contract.delta,
+        "rho": None if noise is None else noise.rho,
+        "noise": noise is not None,
+        "min_group_size": min_group,
+        "suppressed_cells": fin.suppressed_cells,
+        "cells": plan.cells,
+        "measures": [
+            {"name": m.name, "expression": m.expression, "sigma": s, "hidden": m.hidden}
+            for m, s in zip(plan.measures, sigmas, strict=True)
+        ],
+        "elapsed_s": round(time.monotonic() - started, 6),
+    }
+    log.info(
+        "query done: analyst=%s plan=%s epsilon=%s survivors=%d cells=%d",
+        req.analyst,
+        plan.plan_hash[:12],
+        prepared.epsilon,
+        k,
+        plan.cells,
+    )
+    return ExecuteReply(
+        result_ipc=_ipc(fin.result),
+        stats_ipc=_ipc(fin.stats),
+        report_json=json.dumps(report, sort_keys=True),
+        explain=(),
+        epsilon_spent=prepared.epsilon,
+        silos=tuple(statuses),
+    )
