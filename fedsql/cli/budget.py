@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from fedsql.catalog import SiloPolicy
 from fedsql.cli.failure import fail
+from fedsql.cli.rows import FORMATS, emit_rows, utc_time
 from fedsql.config import load_contract, load_policy
 from fedsql.errors import ConfigError, Error
 from fedsql.privacy.accounting import micro_to_epsilon
 from fedsql.privacy.ledger import Ledger, LedgerEntry
 from fedsql.silo.policy_checks import BudgetStatus, budget_status
-
-FORMATS = ("table", "csv", "json")
-
-
-def _time(at_ms: int) -> str:
-    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _open_ledger(path: Path) -> Ledger:
@@ -46,28 +34,6 @@ def _load_policy(policy: Path, contract: Path | None) -> SiloPolicy:
     return load_policy(policy, load_contract(contract))
 
 
-def _emit(rows: list[dict[str, str]], fmt: str, title: str) -> None:
-    if fmt == "json":
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        typer.echo(out.getvalue(), nl=False)
-        return
-    table = Table(title=title)
-    for column in rows[0] if rows else ("analyst",):
-        table.add_column(
-            column, justify="left" if column in ("analyst", "qid", "plan") else "right"
-        )
-    for row in rows:
-        table.add_row(*(Text(value) for value in row.values()))
-    Console().print(table)
-
-
 def _status_row(status: BudgetStatus, last_ms: int | None) -> dict[str, str]:
     return {
         "analyst": status.analyst,
@@ -75,7 +41,7 @@ def _status_row(status: BudgetStatus, last_ms: int | None) -> dict[str, str]:
         "spent": micro_to_epsilon(status.spent),
         "budget": micro_to_epsilon(status.budget),
         "left": micro_to_epsilon(status.left),
-        "last charge": "" if last_ms is None else _time(last_ms),
+        "last charge": "" if last_ms is None else utc_time(last_ms),
     }
 
 
@@ -88,7 +54,7 @@ def _spent_rows(entries: list[LedgerEntry]) -> list[dict[str, str]]:
             "analyst": analyst,
             "queries": str(len(charges)),
             "spent": micro_to_epsilon(sum(c.micro for c in charges)),
-            "last charge": _time(charges[-1].at_ms),
+            "last charge": utc_time(charges[-1].at_ms),
         }
         for analyst, charges in sorted(by_analyst.items())
     ]
@@ -135,14 +101,14 @@ def budget(
     if analyst is not None:
         rows = [
             {
-                "time (UTC)": _time(e.at_ms),
+                "time (UTC)": utc_time(e.at_ms),
                 "qid": e.qid,
                 "epsilon": micro_to_epsilon(e.micro),
                 "plan": e.note,
             }
             for e in entries
         ]
-        _emit(rows, fmt, f"charges of {analyst}")
+        emit_rows(rows, fmt, f"charges of {analyst}")
         if the_policy is not None and fmt == "table":
             status = budget_status(the_policy, analyst, book, now_ms)
             window = (
@@ -157,7 +123,7 @@ def budget(
             )
         return
     if the_policy is None:
-        _emit(_spent_rows(entries), fmt, "spent per analyst (pass --policy for budgets)")
+        emit_rows(_spent_rows(entries), fmt, "spent per analyst (pass --policy for budgets)")
         return
     last: dict[str, int] = {}
     for entry in entries:
@@ -171,7 +137,7 @@ def budget(
         else f"budgets at {the_policy.silo_id} (per {days} days; spent counts the last {days} "
         f"days; default {the_policy.budget_epsilon:g})"
     )
-    _emit(rows, fmt, title)
+    emit_rows(rows, fmt, title)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from fedsql.cli.approval import add_commands
 from fedsql.cli.authority import read_public
 from fedsql.cli.failure import fail
 from fedsql.config import PolicySource, load_contract
@@ -77,6 +78,9 @@ def serve(
         serve_silo(agent, hub, credentials=credentials, server_name=hub_name)
     except Error as exc:
         fail(exc)
+
+
+add_commands(silo_app)
 
 
 def register(app: typer.Typer) -> None:

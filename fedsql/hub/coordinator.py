@@ -55,6 +55,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Refusal,
@@ -219,6 +220,8 @@ class Hub:
             return
         if isinstance(msg, Accepted):
             run.accepted(msg)
+        elif isinstance(msg, Held):
+            run.held(msg)
         elif isinstance(msg, Refusal):
             run.refused(msg)
         elif isinstance(msg, MaskedUpload):
@@ -438,7 +441,7 @@ class Hub:
             plan_hash=plan.plan_hash,
             sql=req.sql,
             params_json=req.params_json,
-            deadline_ms=now_ms() + int(2 * self.round_timeout_s * 1000),
+            deadline_ms=now_ms() + int(self.round_timeout_s * 1000),
         )
 
     def _run(
@@ -494,6 +497,12 @@ class Hub:
         finally:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
+        run.mark_timeouts()
+        absent = "; ".join(
+            f"{silo_id} {out.status}: {out.reason}" if out.reason else f"{silo_id} {out.status}"
+            for silo_id, out in sorted(run.outcomes.items())
+            if silo_id not in survivors
+        )
         reply = build_reply(
             self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
         )
@@ -504,6 +513,7 @@ class Hub:
             plan_hash=prepared.plan.plan_hash,
             epsilon_micro=epsilon_to_micro(prepared.epsilon),
             release_digest=release_digest(reply.result_ipc),
+            reason=absent,
         )
         return reply
 

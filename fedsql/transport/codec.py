@@ -29,6 +29,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Message,
@@ -125,6 +126,10 @@ def _refusal_pb(m: Refusal) -> pb.Refusal:
         reason=m.reason,
         budget_remaining=m.budget_remaining,
     )
+
+
+def _held_pb(m: Held) -> pb.Held:
+    return pb.Held(qid=m.qid, silo_id=m.silo_id, reason=m.reason)
 
 
 def _accepted_pb(m: Accepted) -> pb.Accepted:
@@ -293,6 +298,7 @@ _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     UnmaskResponse: _unmask_response_pb,
     Refusal: _refusal_pb,
     Accepted: _accepted_pb,
+    Held: _held_pb,
     Heartbeat: _heartbeat_pb,
     Welcome: _welcome_pb,
     QueryRequest: _query_request_pb,
@@ -384,6 +390,10 @@ def _refusal(p: pb.Refusal) -> Refusal:
         reason=p.reason,
         budget_remaining=p.budget_remaining,
     )
+
+
+def _held(p: pb.Held) -> Held:
+    return Held(qid=p.qid, silo_id=p.silo_id, reason=p.reason)
 
 
 def _accepted(p: pb.Accepted) -> Accepted:
@@ -552,6 +562,7 @@ _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.UnmaskResponse: _unmask_response,
     pb.Refusal: _refusal,
     pb.Accepted: _accepted,
+    pb.Held: _held,
     pb.Heartbeat: _heartbeat,
     pb.Welcome: _welcome,
     pb.QueryRequest: _query_request,

@@ -15,6 +15,7 @@ from fedsql.transport.messages import (
     Abort,
     Accepted,
     Heartbeat,
+    Held,
     Hello,
     HubToSilo,
     MaskedUpload,
@@ -45,6 +46,7 @@ _SILO_FIELDS: dict[type[Any], str] = {
     UnmaskResponse: "unmask_response",
     Refusal: "refusal",
     Accepted: "accepted",
+    Held: "held",
     Heartbeat: "heartbeat",
 }
 _HUB_FIELDS: dict[type[Any], str] = {

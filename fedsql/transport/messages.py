@@ -1,7 +1,8 @@
 """The messages hub, silos and analysts exchange, as frozen dataclasses free of protobuf.
 
-Silo -> hub on the stream: :class:`Hello` first, then :class:`Accepted`, :class:`Refusal`,
-:class:`MaskedUpload` (FSA-1 M1), :class:`UnmaskResponse` (M3) and :class:`Heartbeat`.
+Silo -> hub on the stream: :class:`Hello` first, then :class:`Held`, :class:`Accepted`,
+:class:`Refusal`, :class:`MaskedUpload` (FSA-1 M1), :class:`UnmaskResponse` (M3) and
+:class:`Heartbeat`.
 Hub -> silo on the stream: :class:`Welcome` first, then :class:`QueryRequest` (M0),
 :class:`UnmaskRequest` (M2), :class:`Abort` and later :class:`Welcome` s with a new roster.
 Analyst -> hub as unary calls: :class:`ExecuteRequest` -> :class:`ExecuteReply`,
@@ -33,6 +34,7 @@ __all__ = [
     "ExecuteReply",
     "ExecuteRequest",
     "Heartbeat",
+    "Held",
     "Hello",
     "HubToSilo",
     "MaskedUpload",
@@ -115,6 +117,19 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Held:
+    """The silo holds query ``qid`` for its operator's approval; ``reason`` is for people.
+
+    An :class:`Accepted` (approved) or a :class:`Refusal` (denied) follows, or nothing when the
+    operator does not decide before the query's deadline: then the silo does not take part.
+    """
+
+    qid: bytes
+    silo_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Accepted:
     """The silo admitted query ``qid`` and debited its ledger; the upload follows."""
 
@@ -185,8 +200,9 @@ class QueryRequest:
     """FSA-1 M0: the query descriptor Q sent to each cohort member.
 
     ``encoding`` and ``sigma_loc`` hold one entry per measure; ``cohort`` is sorted;
-    ``rho_charge`` and ``epsilon_charge`` are decimal strings; ``deadline_ms`` is milliseconds
-    since the Unix epoch.
+    ``rho_charge`` and ``epsilon_charge`` are decimal strings; ``deadline_ms`` (milliseconds
+    since the Unix epoch) is when the hub stops waiting for uploads: a silo that holds the query
+    for its operator's approval lets it expire then.
     """
 
     version: int
@@ -339,7 +355,7 @@ class CatalogReply:
 
 
 #: Everything a silo sends on its stream.
-SiloToHub = Hello | MaskedUpload | UnmaskResponse | Refusal | Accepted | Heartbeat
+SiloToHub = Hello | MaskedUpload | UnmaskResponse | Refusal | Held | Accepted | Heartbeat
 #: Everything the hub sends on a silo's stream.
 HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort
 #: The requests and replies of the analyst's calls.

@@ -23,6 +23,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Message,
@@ -156,6 +157,11 @@ def _check_accepted(m: Accepted) -> None:
     _silo_id("Accepted", m.silo_id)
 
 
+def _check_held(m: Held) -> None:
+    _fixed("Held", "qid", m.qid, QID_BYTES)
+    _silo_id("Held", m.silo_id)
+
+
 def _check_heartbeat(m: Heartbeat) -> None:
     _silo_id("Heartbeat", m.silo_id)
 
@@ -236,6 +242,7 @@ _CHECKS: dict[type[Any], Callable[[Any], None]] = {
     UnmaskResponse: _check_unmask_response,
     Refusal: _check_refusal,
     Accepted: _check_accepted,
+    Held: _check_held,
     Heartbeat: _check_heartbeat,
     Welcome: _check_welcome,
     QueryRequest: _check_query_request,

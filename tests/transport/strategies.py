@@ -142,6 +142,7 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
         m.Refusal, qid=QID, silo_id=IDS, code=TEXT, reason=TEXT, budget_remaining=TEXT
     ),
     m.Accepted: st.builds(m.Accepted, qid=QID, silo_id=IDS, budget_remaining=TEXT),
+    m.Held: st.builds(m.Held, qid=QID, silo_id=IDS, reason=TEXT),
     m.Heartbeat: st.builds(m.Heartbeat, silo_id=IDS, at_ms=I64),
     m.Welcome: st.builds(
         m.Welcome,
@@ -243,7 +244,15 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
 SILO_MESSAGES = st.one_of(
     *(
         MESSAGES[cls]
-        for cls in (m.Hello, m.MaskedUpload, m.UnmaskResponse, m.Refusal, m.Accepted, m.Heartbeat)
+        for cls in (
+            m.Hello,
+            m.MaskedUpload,
+            m.UnmaskResponse,
+            m.Refusal,
+            m.Held,
+            m.Accepted,
+            m.Heartbeat,
+        )
     )
 )
 HUB_MESSAGES = st.one_of(

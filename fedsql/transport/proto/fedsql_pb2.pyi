@@ -282,6 +282,35 @@ class Accepted(_message.Message):
 Global___Accepted: _TypeAlias = Accepted  # noqa: Y015
 
 @_typing.final
+class Held(_message.Message):
+    """The silo holds a query for its operator's approval; an Accepted or a Refusal follows, or
+    nothing when the query is not decided before its deadline.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QID_FIELD_NUMBER: _builtins.int
+    SILO_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    qid: _builtins.bytes
+    silo_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        qid: _builtins.bytes = ...,
+        silo_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["qid", b"qid", "reason", b"reason", "silo_id", b"silo_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Held: _TypeAlias = Held  # noqa: Y015
+
+@_typing.final
 class Heartbeat(_message.Message):
     """The silo is alive."""
 
@@ -318,6 +347,7 @@ class SiloMessage(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -330,6 +360,8 @@ class SiloMessage(_message.Message):
     def accepted(self) -> Global___Accepted: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
+    @_builtins.property
+    def held(self) -> Global___Held: ...
     def __init__(
         self,
         *,
@@ -339,12 +371,13 @@ class SiloMessage(_message.Message):
         refusal: Global___Refusal | None = ...,
         accepted: Global___Accepted | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        held: Global___Held | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "held", b"held", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "held", b"held", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "masked_upload", "unmask_response", "refusal", "accepted", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "masked_upload", "unmask_response", "refusal", "accepted", "heartbeat", "held"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
