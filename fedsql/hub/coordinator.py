@@ -498,11 +498,13 @@ class Hub:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
         run.mark_timeouts()
-        absent = "; ".join(
-            f"{silo_id} {out.status}: {out.reason}" if out.reason else f"{silo_id} {out.status}"
+        # Who is in the release, and why each other cohort member is not.
+        absent = "".join(
+            f"; {silo_id} {out.status}: {out.reason}" if out.reason else f"; {silo_id} {out.status}"
             for silo_id, out in sorted(run.outcomes.items())
             if silo_id not in survivors
         )
+        accounting = f"answered by {', '.join(survivors)}{absent}"
         reply = build_reply(
             self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
         )
@@ -513,7 +515,7 @@ class Hub:
             plan_hash=prepared.plan.plan_hash,
             epsilon_micro=epsilon_to_micro(prepared.epsilon),
             release_digest=release_digest(reply.result_ipc),
-            reason=absent,
+            reason=accounting,
         )
         return reply
 
