@@ -10,6 +10,7 @@ import typer
 
 from fedsql.catalog import SiloPolicy
 from fedsql.cli.failure import fail
+from fedsql.cli.query import HubOption, ProfileOption
 from fedsql.cli.rows import FORMATS, emit_rows, utc_time
 from fedsql.config import load_contract, load_policy
 from fedsql.errors import ConfigError, Error
@@ -62,8 +63,13 @@ def _spent_rows(entries: list[LedgerEntry]) -> list[dict[str, str]]:
 
 def budget(
     ledger: Annotated[
-        Path, typer.Option("--ledger", help="A silo's budget ledger (SQLite).", dir_okay=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="Operators: a silo's budget ledger (SQLite). Without it, ask the hub (analysts).",
+            dir_okay=False,
+        ),
+    ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
@@ -79,18 +85,28 @@ def budget(
         ),
     ] = None,
     analyst: Annotated[
-        str | None, typer.Option("--analyst", help="Only this analyst, charge by charge.")
+        str | None,
+        typer.Option(
+            "--analyst",
+            help="With --ledger: only this analyst, charge by charge. Without: who you are.",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    hub: HubOption = None,
+    profile: ProfileOption = None,
 ) -> None:
-    """Show what each analyst has spent at a clinic, and with its policy what is left.
+    """Show an analyst what is left at each clinic, or an operator what each analyst spent.
 
-    Reads the clinic's ledger; amounts are exact (the ledger counts micro-epsilon). With a
-    renewal period, spent counts the current window. Analysts see what is left at every
-    clinic in the report of each query they run.
+    Without --ledger (analysts): the hub asks every connected clinic for your figures from its
+    own ledger; a clinic that does not answer in time is shown without figures. With --ledger
+    (operators): reads the clinic's ledger, and with its policy what is left. Amounts are exact
+    (ledgers count micro-epsilon); with a renewal period, spent counts the current window.
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if ledger is None:
+        _analyst_view(hub, profile, analyst, fmt)
+        return
     now_ms = time.time_ns() // 1_000_000
     try:
         book = _open_ledger(ledger)
@@ -138,6 +154,29 @@ def budget(
         f"days; default {the_policy.budget_epsilon:g})"
     )
     emit_rows(rows, fmt, title)
+
+
+def _analyst_view(hub: str | None, profile: str | None, analyst: str | None, fmt: str) -> None:
+    from fedsql.cli import exits
+    from fedsql.dbapi import connect
+
+    try:
+        with connect(hub, profile=profile, analyst=analyst) as conn:
+            reply = conn.budget()
+    except Error as exc:
+        exits.fail(exc)  # the exit codes of `fedsql query` (5: hub unreachable)
+    rows = [
+        {
+            "clinic": c.silo_id,
+            "spent": c.spent if c.reported else "",
+            "budget": c.budget if c.reported else "",
+            "left": c.left if c.reported else "",
+            "queries": str(c.queries) if c.reported else "",
+            "answered": "yes" if c.reported else "no answer in time",
+        }
+        for c in reply.clinics
+    ]
+    emit_rows(rows, fmt, f"budget of {reply.analyst} in {reply.fed_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,9 @@ from rich.text import Text
 #: The formats an operator listing can be printed in.
 FORMATS = ("table", "csv", "json")
 #: Columns shown left-aligned in a table (the others are numbers).
-TEXT_COLUMNS = frozenset({"analyst", "qid", "plan", "sql", "state", "operator", "reason"})
+TEXT_COLUMNS = frozenset(
+    {"analyst", "qid", "plan", "sql", "state", "operator", "reason", "clinic", "answered"}
+)
 
 
 def utc_time(at_ms: int) -> str:

@@ -17,6 +17,7 @@ from fedsql.errors import (
     ProtocolError,
     QuorumNotMet,
 )
+from fedsql.hub.budget_inquiry import BudgetInquiries
 from fedsql.hub.finalize import finalize_engine
 from fedsql.hub.planning import (
     Prepared,
@@ -48,6 +49,9 @@ from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetReply,
+    BudgetReport,
+    BudgetRequest,
     CatalogColumn,
     CatalogReply,
     CatalogTable,
@@ -146,6 +150,7 @@ class Hub:
         self.contract = contract
         self.noise = noise
         self.round_timeout_s = round_timeout_s
+        self._budgets = BudgetInquiries()
         self.registry = Registry(contract.federation_id, contract.fingerprint)
         self._roster_lock = threading.Lock()
         self._runs: dict[bytes, QueryRun] = {}
@@ -209,6 +214,9 @@ class Hub:
         """Route a silo's message to the query it belongs to."""
         self.registry.touch(silo_id)
         if isinstance(msg, Heartbeat):
+            return
+        if isinstance(msg, BudgetReport):
+            self._budgets.report(silo_id, msg)
             return
         qid = getattr(msg, "qid", None)
         if getattr(msg, "silo_id", silo_id) != silo_id:
@@ -386,6 +394,15 @@ class Hub:
         if isinstance(result, Exception):
             raise result
         yield result
+
+    def budget(self, req: BudgetRequest) -> BudgetReply:
+        """What an analyst has spent and has left at each connected clinic, from its ledger."""
+        with self._roster_lock:
+            _, silos = self.registry.snapshot()
+        clinics = self._budgets.ask(req.analyst, ((s.silo_id, s.channel) for s in silos))
+        return BudgetReply(
+            fed_id=self.contract.federation_id, analyst=req.analyst, clinics=tuple(clinics)
+        )
 
     def catalog(self) -> CatalogReply:
         """The tables and columns every connected silo shares, typed as the contract declares."""

@@ -32,7 +32,12 @@ from fedsql.silo.approvals import ApprovalQueue
 from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.holding import Decision, Holding
-from fedsql.silo.policy_checks import budget_limit_micro, check_policy, policy_for_query
+from fedsql.silo.policy_checks import (
+    budget_limit_micro,
+    budget_status,
+    check_policy,
+    policy_for_query,
+)
 from fedsql.silo.rate_limit import RateLimiter
 from fedsql.silo.translate import (
     abort_from_message,
@@ -49,6 +54,8 @@ from fedsql.transport.client import HubConnection, connect_to_hub
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReport,
     Held,
     Hello,
     HubToSilo,
@@ -303,6 +310,8 @@ class SiloAgent:
             self._pool.submit(self._guarded, self._on_query, msg)
         elif isinstance(msg, UnmaskRequest):
             self._pool.submit(self._guarded, self._on_unmask, msg)
+        elif isinstance(msg, BudgetQuery):
+            self._pool.submit(self._guarded, self._on_budget_query, msg)
         elif isinstance(msg, Abort) and self._session is not None:
             if self.holding.drop(msg.qid, "the hub aborted the query"):
                 log.info("silo %s: the hub aborted a held query", self.silo_id)
@@ -531,6 +540,27 @@ class SiloAgent:
                 )
         del values
         return encoded
+
+    def _on_budget_query(self, msg: object) -> None:
+        """Tell the hub an analyst's figures from this clinic's ledger (nothing if the policy is
+        invalid: the clinic answers nothing then)."""
+        assert isinstance(msg, BudgetQuery)
+        try:
+            status = budget_status(self.current_policy(), msg.analyst, self.ledger, _now_ms())
+        except Error as exc:
+            log.warning("silo %s did not answer a budget inquiry: %s", self.silo_id, exc)
+            return
+        self._send(
+            BudgetReport(
+                request_id=msg.request_id,
+                silo_id=self.silo_id,
+                analyst=msg.analyst,
+                spent=micro_to_epsilon(status.spent),
+                budget=micro_to_epsilon(status.budget),
+                left=micro_to_epsilon(status.left),
+                queries=status.queries,
+            )
+        )
 
     def _on_unmask(self, msg: object) -> None:
         assert isinstance(msg, UnmaskRequest)

@@ -18,10 +18,15 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReply,
+    BudgetReport,
+    BudgetRequest,
     CatalogColumn,
     CatalogReply,
     CatalogRequest,
     CatalogTable,
+    ClinicBudget,
     ConnectedSilo,
     EncodingEntry,
     EpochKeyInfo,
@@ -292,6 +297,44 @@ def _status_reply_pb(m: StatusReply) -> pb.StatusReply:
     )
 
 
+def _budget_report_pb(m: BudgetReport) -> pb.BudgetReport:
+    return pb.BudgetReport(
+        request_id=m.request_id,
+        silo_id=m.silo_id,
+        analyst=m.analyst,
+        spent=m.spent,
+        budget=m.budget,
+        left=m.left,
+        queries=m.queries,
+    )
+
+
+def _budget_query_pb(m: BudgetQuery) -> pb.BudgetQuery:
+    return pb.BudgetQuery(request_id=m.request_id, analyst=m.analyst)
+
+
+def _budget_request_pb(m: BudgetRequest) -> pb.BudgetRequest:
+    return pb.BudgetRequest(analyst=m.analyst)
+
+
+def _budget_reply_pb(m: BudgetReply) -> pb.BudgetReply:
+    return pb.BudgetReply(
+        fed_id=m.fed_id,
+        analyst=m.analyst,
+        clinics=[
+            pb.ClinicBudget(
+                silo_id=c.silo_id,
+                reported=c.reported,
+                spent=c.spent,
+                budget=c.budget,
+                left=c.left,
+                queries=c.queries,
+            )
+            for c in m.clinics
+        ],
+    )
+
+
 _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     Hello: _hello_pb,
     MaskedUpload: _masked_upload_pb,
@@ -311,6 +354,10 @@ _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     ExecuteProgress: _execute_progress_pb,
     CatalogRequest: _catalog_request_pb,
     CatalogReply: _catalog_reply_pb,
+    BudgetReport: _budget_report_pb,
+    BudgetQuery: _budget_query_pb,
+    BudgetRequest: _budget_request_pb,
+    BudgetReply: _budget_reply_pb,
 }
 
 
@@ -556,6 +603,44 @@ def _status_reply(p: pb.StatusReply) -> StatusReply:
     )
 
 
+def _budget_report(p: pb.BudgetReport) -> BudgetReport:
+    return BudgetReport(
+        request_id=p.request_id,
+        silo_id=p.silo_id,
+        analyst=p.analyst,
+        spent=p.spent,
+        budget=p.budget,
+        left=p.left,
+        queries=p.queries,
+    )
+
+
+def _budget_query(p: pb.BudgetQuery) -> BudgetQuery:
+    return BudgetQuery(request_id=p.request_id, analyst=p.analyst)
+
+
+def _budget_request(p: pb.BudgetRequest) -> BudgetRequest:
+    return BudgetRequest(analyst=p.analyst)
+
+
+def _budget_reply(p: pb.BudgetReply) -> BudgetReply:
+    return BudgetReply(
+        fed_id=p.fed_id,
+        analyst=p.analyst,
+        clinics=tuple(
+            ClinicBudget(
+                silo_id=c.silo_id,
+                reported=c.reported,
+                spent=c.spent,
+                budget=c.budget,
+                left=c.left,
+                queries=c.queries,
+            )
+            for c in p.clinics
+        ),
+    )
+
+
 _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.Hello: _hello,
     pb.MaskedUpload: _masked_upload,
@@ -575,6 +660,10 @@ _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.ExecuteProgress: _execute_progress,
     pb.CatalogRequest: _catalog_request,
     pb.CatalogReply: _catalog_reply,
+    pb.BudgetReport: _budget_report,
+    pb.BudgetQuery: _budget_query,
+    pb.BudgetRequest: _budget_request,
+    pb.BudgetReply: _budget_reply,
 }
 
 #: Protobuf class of each transport dataclass: the message of the same name.

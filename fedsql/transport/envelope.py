@@ -14,6 +14,8 @@ from fedsql.transport.codec import from_proto, parse, to_proto
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReport,
     Heartbeat,
     Held,
     Hello,
@@ -47,6 +49,7 @@ _SILO_FIELDS: dict[type[Any], str] = {
     Refusal: "refusal",
     Accepted: "accepted",
     Held: "held",
+    BudgetReport: "budget_report",
     Heartbeat: "heartbeat",
 }
 _HUB_FIELDS: dict[type[Any], str] = {
@@ -54,6 +57,7 @@ _HUB_FIELDS: dict[type[Any], str] = {
     QueryRequest: "query_request",
     UnmaskRequest: "unmask_request",
     Abort: "abort",
+    BudgetQuery: "budget_query",
 }
 
 

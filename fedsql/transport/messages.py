@@ -23,10 +23,15 @@ __all__ = [
     "Abort",
     "Accepted",
     "AnalystMessage",
+    "BudgetQuery",
+    "BudgetReply",
+    "BudgetReport",
+    "BudgetRequest",
     "CatalogColumn",
     "CatalogReply",
     "CatalogRequest",
     "CatalogTable",
+    "ClinicBudget",
     "ConnectedSilo",
     "EncodingEntry",
     "EpochKeyInfo",
@@ -127,6 +132,19 @@ class Held:
     qid: bytes
     silo_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """A silo's answer to :class:`BudgetQuery`: an analyst's figures from its own ledger."""
+
+    request_id: bytes
+    silo_id: str
+    analyst: str
+    spent: str
+    budget: str
+    left: str
+    queries: int = 0
 
 
 @dataclass(frozen=True)
@@ -354,10 +372,48 @@ class CatalogReply:
     tables: tuple[CatalogTable, ...] = ()
 
 
+@dataclass(frozen=True)
+class BudgetQuery:
+    """The hub asks a silo for ``analyst``'s budget figures (``request_id``: 16 random bytes)."""
+
+    request_id: bytes
+    analyst: str
+
+
+@dataclass(frozen=True)
+class BudgetRequest:
+    """An analyst asks what they have spent and have left at each clinic."""
+
+    analyst: str = ""
+
+
+@dataclass(frozen=True)
+class ClinicBudget:
+    """One clinic's figures for an analyst (decimal epsilon); empty when it did not report."""
+
+    silo_id: str
+    reported: bool = False
+    spent: str = ""
+    budget: str = ""
+    left: str = ""
+    queries: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetReply:
+    """What an analyst has spent and has left at each connected clinic."""
+
+    fed_id: str
+    analyst: str
+    clinics: tuple[ClinicBudget, ...] = ()
+
+
 #: Everything a silo sends on its stream.
-SiloToHub = Hello | MaskedUpload | UnmaskResponse | Refusal | Held | Accepted | Heartbeat
+SiloToHub = (
+    Hello | MaskedUpload | UnmaskResponse | Refusal | Held | Accepted | Heartbeat | BudgetReport
+)
 #: Everything the hub sends on a silo's stream.
-HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort
+HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort | BudgetQuery
 #: The requests and replies of the analyst's calls.
 AnalystMessage = (
     ExecuteRequest
@@ -367,6 +423,8 @@ AnalystMessage = (
     | StatusReply
     | CatalogRequest
     | CatalogReply
+    | BudgetRequest
+    | BudgetReply
 )
 #: Every top-level message the transport carries.
 Message = SiloToHub | HubToSilo | AnalystMessage

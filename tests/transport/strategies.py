@@ -207,6 +207,35 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
     )
     .map(lambda silos: m.ExecuteProgress(silos=silos)),
     m.CatalogRequest: st.just(m.CatalogRequest()),
+    m.BudgetReport: st.builds(
+        m.BudgetReport,
+        request_id=QID,
+        silo_id=IDS,
+        analyst=TEXT,
+        spent=TEXT,
+        budget=TEXT,
+        left=TEXT,
+        queries=I64,
+    ),
+    m.BudgetQuery: st.builds(m.BudgetQuery, request_id=QID, analyst=TEXT),
+    m.BudgetRequest: st.builds(m.BudgetRequest, analyst=TEXT),
+    m.BudgetReply: st.builds(
+        m.BudgetReply,
+        fed_id=TEXT,
+        analyst=TEXT,
+        clinics=st.lists(
+            st.builds(
+                m.ClinicBudget,
+                silo_id=IDS,
+                reported=st.booleans(),
+                spent=TEXT,
+                budget=TEXT,
+                left=TEXT,
+                queries=I64,
+            ),
+            max_size=4,
+        ).map(tuple),
+    ),
     m.CatalogReply: st.builds(
         m.CatalogReply,
         fed_id=TEXT,
@@ -252,9 +281,10 @@ SILO_MESSAGES = st.one_of(
             m.Held,
             m.Accepted,
             m.Heartbeat,
+            m.BudgetReport,
         )
     )
 )
 HUB_MESSAGES = st.one_of(
-    *(MESSAGES[cls] for cls in (m.Welcome, m.QueryRequest, m.UnmaskRequest, m.Abort))
+    *(MESSAGES[cls] for cls in (m.Welcome, m.QueryRequest, m.UnmaskRequest, m.Abort, m.BudgetQuery))
 )
