@@ -1,7 +1,8 @@
 """A real deployment on this machine: CA, enrolment, a hub and four clinic silos, queries, shutdown.
 
 Run with ``python examples/deploy/run.py [FOLDER]``. It creates a federation certificate authority,
-an enrolment authority, the hub's and each clinic's keys and certificates, a signed roster, starts
+an enrolment authority, the hub's and each clinic's keys and certificates, an analyst's signing key
+and API token, a signed roster, starts
 the hub and four silo processes on 127.0.0.1 with mutual TLS, asks questions through the CLI and
 the Python API, and stops everything it started. Everything it writes stays in FOLDER (a temporary
 folder by default): read ``hub.toml``, ``roster.json``, ``*.toml`` and ``*.log`` there.
@@ -21,14 +22,16 @@ from fedsql.demo.deployment import LoopbackDeployment
 
 def main(folder: Path) -> None:
     """Deploy, query through the CLI and through Python, stop."""
-    with LoopbackDeployment(folder) as deployment:
+    with LoopbackDeployment(folder, analysts=True) as deployment:
         print(f"hub listening on {deployment.target} (mTLS); 4 silos joined")
+        print("analyst 'analyst' enrolled: signing key in the roster, API token at the hub")
         profiles = str(folder / "profiles.toml")
         print("\n$ fedsql status")
         subprocess.run(
             [sys.executable, "-m", "fedsql.cli.app", "status", "--hub", deployment.target,
              "--tls", str(folder / "tls-analyst"), "--hub-name", "hub"],
             check=True,
+            env={**os.environ, "FEDSQL_TOKEN": deployment.token or ""},
         )  # fmt: skip
         print(
             '\n$ fedsql query --format csv "SELECT sex, COUNT(*) AS n FROM patients GROUP BY sex"'

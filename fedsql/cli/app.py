@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from fedsql.cli import audit, authority, budget, ca, hub, policy, query, silo, status
+from fedsql.cli import analyst, audit, authority, budget, ca, hub, policy, query, silo, status
 
 app = typer.Typer(
     name="fedsql",
@@ -24,6 +24,7 @@ policy.register(app)
 audit.register(app)
 budget.register(app)
 ca.register(app)
+analyst.register(app)
 
 
 def main() -> None:

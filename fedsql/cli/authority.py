@@ -9,7 +9,8 @@ import typer
 
 from fedsql.cli.failure import fail
 from fedsql.config import load_contract
-from fedsql.errors import Error
+from fedsql.errors import ConfigError, Error
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.enrolment import EnrolmentRequest, build_roster
 from fedsql.secagg.identity import IdentityKey
 from fedsql.secagg.roster import Authority, roster_to_json
@@ -31,18 +32,26 @@ def read_public(path: Path) -> bytes:
     return raw
 
 
+def create_key(folder: Path, key_file: str, public_file: str) -> None:
+    """Make an Ed25519 key in ``folder`` (0700): the private key (0600) and its public hex file.
+
+    Never overwrites a key; a failure is reported and exits.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = IdentityKey.generate()
+        key.save(folder / key_file)
+    except Error as exc:
+        fail(exc)
+    (folder / public_file).write_text(key.public_bytes.hex() + "\n")
+
+
 @authority_app.command("init")
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder for the authority's key (created).")],
 ) -> None:
     """Create the authority's Ed25519 key (0600) and its public key file for silos to pin."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = IdentityKey.generate()
-        key.save(folder / KEY_FILE)
-    except Error as exc:
-        fail(exc)
-    (folder / PUBLIC_FILE).write_text(key.public_bytes.hex() + "\n")
+    create_key(folder, KEY_FILE, PUBLIC_FILE)
     typer.echo(f"authority key written to {folder / KEY_FILE}; silos pin {folder / PUBLIC_FILE}")
 
 
@@ -54,12 +63,20 @@ def sign_roster(
     coordinator: Annotated[Path, typer.Option(help="The hub's public key file.")],
     out: Annotated[Path, typer.Option(help="Where to write the signed roster (JSON).")],
     version: Annotated[int, typer.Option(help="Roster version; raise it on every change.")] = 1,
+    analyst: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Enrol an analyst: NAME=FILE with their public key (fedsql analyst keygen). "
+            "Repeat for each; once any is enrolled, silos take only signed queries."
+        ),
+    ] = None,
 ) -> None:
-    """Sign a roster of enrolled silos, bound to the contract and the hub's key."""
+    """Sign a roster of enrolled silos and analysts, bound to the contract and the hub's key."""
     try:
         the_contract = load_contract(contract)
         key = IdentityKey.load(authority / KEY_FILE)
         enrolled = [EnrolmentRequest.from_json(p.read_text()) for p in requests]
+        analysts = [_analyst_key(item) for item in analyst or []]
         roster = Authority(key).sign(
             build_roster(
                 the_contract.federation_id,
@@ -67,12 +84,23 @@ def sign_roster(
                 the_contract.fingerprint,
                 read_public(coordinator),
                 enrolled,
+                analysts,
             )
         )
     except Error as exc:
         fail(exc)
     out.write_text(roster_to_json(roster) + "\n")
-    typer.echo(f"roster version {version} with {len(enrolled)} silo(s) written to {out}")
+    typer.echo(
+        f"roster version {version} with {len(enrolled)} silo(s) and {len(analysts)} analyst(s) "
+        f"written to {out}"
+    )
+
+
+def _analyst_key(item: str) -> AnalystKey:
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+        raise ConfigError(f"--analyst takes NAME=FILE, not {item!r}")
+    return AnalystKey(name, read_public(Path(path)))
 
 
 def register(app: typer.Typer) -> None:

@@ -28,11 +28,17 @@ def status(
     hub_name: Annotated[
         str | None, typer.Option(help="The name on the hub's certificate, if not the host.")
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="FEDSQL_TOKEN", help="Your API token, if the hub issues them."),
+    ] = None,
 ) -> None:
     """List the silos connected to the hub."""
     try:
         credentials = None if tls is None else channel_credentials(tls)
-        with AnalystClient(hub, credentials, timeout_s=10, server_name=hub_name) as client:
+        with AnalystClient(
+            hub, credentials, timeout_s=10, server_name=hub_name, token=token
+        ) as client:
             reply = client.status()
     except Error as exc:
         fail(exc)

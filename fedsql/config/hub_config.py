@@ -11,6 +11,8 @@
     tls = "tls/hub"                  # the hub's mTLS identity folder (fedsql ca issue hub NAME)
     audit = "hub.audit.log"          # the hub's signed, hash-chained audit log (this default)
     insecure_local = false           # without tls: plaintext on loopback only, for experiments
+    analysts = "analysts.json"       # analysts' API tokens, hashed (fedsql hub analyst add NAME);
+                                     # when it lists any, analyst calls need a valid token
     round_timeout_s = 60             # how long each secure-aggregation round waits for silos
                                      # (and so how long an operator has to approve a held query)
 
@@ -38,6 +40,7 @@ HUB_KEYS = frozenset(
         "audit",
         "insecure_local",
         "round_timeout_s",
+        "analysts",
     }
 )
 
@@ -55,6 +58,7 @@ class HubConfig:
     insecure_local: bool = False
     audit: Path | None = None
     round_timeout_s: float = 60.0
+    analysts: Path | None = None
 
 
 def is_loopback(address: str) -> bool:
@@ -109,6 +113,9 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
         or not 0 < timeout <= 86400
     ):
         problems.append(("hub.round_timeout_s", "must be a number of seconds in (0, 86400]"))
+    analysts = hub.get("analysts", "analysts.json")
+    if not isinstance(analysts, str) or not analysts:
+        problems.append(("hub.analysts", "must be the path of the analysts' token file"))
     tls = hub.get("tls")
     if tls is not None and (not isinstance(tls, str) or not tls):
         problems.append(("hub.tls", "must be the path of the hub's TLS identity folder"))
@@ -142,6 +149,7 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
         insecure_local=bool(insecure),
         audit=resolve(str(audit)),
         round_timeout_s=float(timeout),
+        analysts=resolve(str(analysts)),
     )
     if config.insecure_local and not is_loopback(config.listen):
         raise ConfigError(

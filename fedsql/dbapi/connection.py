@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -9,8 +11,10 @@ from typing import TYPE_CHECKING
 from fedsql import errors
 from fedsql.dbapi.profiles import DEMO, Endpoint, resolve
 from fedsql.errors import InterfaceError
+from fedsql.secagg.analyst_query import SignedQuery
+from fedsql.secagg.identity import IdentityKey
 from fedsql.transport.client import AnalystClient
-from fedsql.transport.messages import BudgetReply, CatalogReply, CatalogTable
+from fedsql.transport.messages import BudgetReply, CatalogReply, CatalogTable, ExecuteRequest
 from fedsql.transport.tls import channel_credentials, read_identity
 
 if TYPE_CHECKING:
@@ -48,10 +52,13 @@ class Connection:
         analyst: str,
         epsilon: float | None,
         owned: DemoFederation | None = None,
+        signing_key: IdentityKey | None = None,
     ) -> None:
         """Wrap an analyst client; use :func:`connect` instead of calling this."""
         self._client = client
         self._owned = owned
+        self._signing_key = signing_key
+        self._fed_id: str | None = None
         #: The analyst budgets are charged to.
         self.analyst = analyst
         #: Default epsilon of this connection's queries (None: the federation's default).
@@ -69,6 +76,31 @@ class Connection:
         if self.closed:
             raise InterfaceError("the connection is closed")
         return self._client
+
+    def sign(self, request: ExecuteRequest) -> ExecuteRequest:
+        """``request`` signed with the analyst's key (unchanged without one).
+
+        The statement names the federation (asked of the hub once), the analyst, the SQL, its
+        parameters, the epsilon asked for, a fresh nonce and the time; every clinic checks it.
+        """
+        if self._signing_key is None:
+            return request
+        if self._fed_id is None:
+            self._fed_id = self.client.status().fed_id
+        statement = SignedQuery.create(
+            self._fed_id,
+            request.analyst,
+            request.sql,
+            request.params_json,
+            request.epsilon,
+            time.time_ns() // 1_000_000,
+        ).sign(self._signing_key)
+        return dataclasses.replace(
+            request,
+            nonce=statement.nonce,
+            issued_ms=statement.issued_ms,
+            signature=statement.signature,
+        )
 
     def cursor(self) -> Cursor:
         """A new cursor on this connection."""
@@ -151,6 +183,8 @@ def connect(
     epsilon: float | None = None,
     timeout_s: float | None = None,
     state_dir: str | Path | None = None,
+    token: str | None = None,
+    key: str | Path | None = None,
 ) -> Connection:
     """Open a connection to a hub, to a hub named by a profile, or to the embedded demo.
 
@@ -165,10 +199,13 @@ def connect(
         epsilon: Default epsilon per query (None: the federation's default).
         timeout_s: Deadline of each query, in seconds.
         state_dir: With the demo, a folder to keep the clinics' ledgers between runs.
+        token: The analyst's API token for the hub (``fedsql hub analyst add NAME``).
+        key: The analyst's signing key file (``fedsql analyst keygen``); every query is then
+            signed, and clinics of a federation that enrols analysts take only signed queries.
 
     Returns:
-        An open connection. Connections are plaintext gRPC: mutual TLS and analyst tokens are
-        not built yet.
+        An open connection: mutual TLS with a profile's ``tls``, plaintext gRPC to loopback
+        hubs otherwise.
 
     Raises:
         fedsql.errors.ConfigError: The profile does not exist or the profile file is invalid.
@@ -178,7 +215,14 @@ def connect(
         raise InterfaceError("epsilon must be a positive number")
     endpoint = resolve(
         target,
-        Endpoint(analyst=analyst, epsilon=epsilon, timeout_s=timeout_s, profile=profile),
+        Endpoint(
+            analyst=analyst,
+            epsilon=epsilon,
+            timeout_s=timeout_s,
+            profile=profile,
+            token=token,
+            key=None if key is None else Path(key),
+        ),
     )
     hub = endpoint.hub or DEMO
     owned = None
@@ -198,7 +242,9 @@ def connect(
             credentials,
             timeout_s=endpoint.timeout_s or DEFAULT_TIMEOUT_S,
             server_name=endpoint.server_name,
+            token=endpoint.token,
         )
+        signing_key = None if endpoint.key is None else IdentityKey.load(endpoint.key)
     except BaseException:
         if owned is not None:
             owned.close()
@@ -208,4 +254,5 @@ def connect(
         analyst=analyst_name or DEFAULT_ANALYST,
         epsilon=endpoint.epsilon,
         owned=owned,
+        signing_key=signing_key,
     )

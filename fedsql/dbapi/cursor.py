@@ -75,13 +75,14 @@ class Cursor:
         if not isinstance(operation, str):
             raise ProgrammingError(f"the query must be a string, not {type(operation).__name__}")
         eps = epsilon if epsilon is not None else self.connection.epsilon
-        return ExecuteRequest(
+        request = ExecuteRequest(
             sql=operation,
             params_json=encode_params(parameters),
             epsilon="" if eps is None else repr(float(eps)),
             analyst=self.connection.analyst,
             explain_only=explain,
         )
+        return request if explain else self.connection.sign(request)
 
     def _reset(self) -> None:
         self._table = None

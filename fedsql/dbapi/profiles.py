@@ -9,11 +9,16 @@ A profile file holds one table per profile::
     timeout_s = 600                 # deadline of each query, in seconds
     tls = "~/fedsql/alice-tls"      # mTLS identity folder (fedsql ca issue analyst NAME)
     server_name = "hub"             # the name on the hub's certificate, if not its host
+    token = "..."                   # API token from the hub's admin (fedsql hub analyst add NAME)
+    key = "~/fedsql/alice-key/analyst.key"  # your signing key (fedsql analyst keygen)
 
 It lives at ``$FEDSQL_PROFILES`` if that is set, else ``$XDG_CONFIG_HOME/fedsql/profiles.toml``,
 else ``~/.config/fedsql/profiles.toml``. With ``tls`` the connection is mutual TLS and the analyst
 defaults to the name on the certificate; without it, plaintext gRPC, which the client allows to
-loopback hubs only. Relative ``tls`` paths are resolved against the profile file's folder.
+loopback hubs only. With ``key`` every query is signed with the analyst's Ed25519 key, which the
+clinics check (the authority enrols its public key); ``token`` is sent to the hub with every call.
+Relative ``tls`` and ``key`` paths are resolved against the profile file's folder. The file holds a
+secret token: keep it readable by you alone.
 
 >>> end = parse_url("fedsql://alice@127.0.0.1:50051/?epsilon=0.5")
 >>> end.hub, end.analyst, end.epsilon, end.tls
@@ -42,7 +47,7 @@ DEFAULT_PROFILE = "default"
 #: Environment variable naming the profile file.
 PROFILES_ENV = "FEDSQL_PROFILES"
 
-_KEYS = ("hub", "analyst", "epsilon", "timeout_s", "tls", "server_name")
+_KEYS = ("hub", "analyst", "epsilon", "timeout_s", "tls", "server_name", "token", "key")
 _QUERY_KEYS = ("epsilon", "timeout_s", "profile", "analyst")
 
 
@@ -57,6 +62,8 @@ class Endpoint:
     profile: str | None = None
     tls: Path | None = None
     server_name: str | None = None
+    token: str | None = None
+    key: Path | None = None
 
     def over(self, base: Endpoint) -> Endpoint:
         """This endpoint, with every field it leaves None taken from ``base``.
@@ -72,6 +79,8 @@ class Endpoint:
             profile=self.profile if self.profile is not None else base.profile,
             tls=self.tls if self.tls is not None else base.tls,
             server_name=self.server_name if self.server_name is not None else base.server_name,
+            token=self.token if self.token is not None else base.token,
+            key=self.key if self.key is not None else base.key,
         )
 
 
@@ -126,8 +135,7 @@ def load_profiles(path: Path | None = None) -> dict[str, Endpoint]:
             problems.append((name, 'a profile is a table: [name] with hub = "host:port"'))
             continue
         for key in sorted(set(table) - set(_KEYS)):
-            hint = " (analyst tokens are not supported yet)" if key == "token" else ""
-            problems.append((f"{name}.{key}", f"unknown key; use {', '.join(_KEYS)}{hint}"))
+            problems.append((f"{name}.{key}", f"unknown key; use {', '.join(_KEYS)}"))
         hub = table.get("hub")
         if not isinstance(hub, str) or not hub:
             problems.append((f"{name}.hub", 'required: "host:port" of the hub, or "demo"'))
@@ -144,6 +152,14 @@ def load_profiles(path: Path | None = None) -> dict[str, Endpoint]:
         if server_name is not None and (not isinstance(server_name, str) or not server_name):
             problems.append((f"{name}.server_name", "must be a non-empty string"))
             continue
+        token = table.get("token")
+        if token is not None and (not isinstance(token, str) or not token):
+            problems.append((f"{name}.token", "must be the API token the hub's admin gave you"))
+            continue
+        key = table.get("key")
+        if key is not None and (not isinstance(key, str) or not key):
+            problems.append((f"{name}.key", "must be the path of your analyst.key"))
+            continue
         try:
             epsilon = table.get("epsilon")
             timeout = table.get("timeout_s")
@@ -155,6 +171,8 @@ def load_profiles(path: Path | None = None) -> dict[str, Endpoint]:
                 profile=name,
                 tls=None if tls is None else path.parent / Path(tls).expanduser(),
                 server_name=server_name,
+                token=token,
+                key=None if key is None else path.parent / Path(key).expanduser(),
             )
         except ConfigError as exc:
             problems.append((exc.key or name, exc.reason))

@@ -8,6 +8,7 @@ Every step runs the real ``fedsql`` commands in subprocesses, exactly as operato
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 CLINICS = ("mumbai", "san-francisco", "seoul", "sydney")
 
 
-def fedsql_command(*args: str) -> None:
-    """Run one ``fedsql`` command to completion.
+def fedsql_command(*args: str) -> str:
+    """Run one ``fedsql`` command to completion and return what it printed on stdout.
 
     Raises:
         OperationalError: The command failed (its stderr is in the message).
@@ -39,6 +40,7 @@ def fedsql_command(*args: str) -> None:
     )
     if proc.returncode != 0:
         raise OperationalError(f"`fedsql {' '.join(args[:2])}` failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 class LoopbackDeployment:
@@ -49,6 +51,9 @@ class LoopbackDeployment:
         clinics: Which demo clinics run a silo.
         n_min: The contract's survivor minimum (2 allows a two-clinic federation).
         c_max: The contract's collusion bound.
+        analysts: Enrol the analyst ``analyst``: their signing key in the signed roster (silos
+            then take only signed queries) and an API token at the hub; the profile file holds
+            both.
     """
 
     def __init__(
@@ -58,11 +63,14 @@ class LoopbackDeployment:
         *,
         n_min: int = 3,
         c_max: int = 1,
+        analysts: bool = False,
     ) -> None:
         self.root = root
         self.clinics = clinics
         self.n_min = n_min
         self.c_max = c_max
+        self.analysts = analysts
+        self.token: str | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
         self.silos: dict[str, subprocess.Popen[bytes]] = {}
         self.target = ""
@@ -147,8 +155,12 @@ class LoopbackDeployment:
             (root / f"{clinic}.toml").write_text(
                 policy.replace(f'"demo:{clinic}"', f'"{data[clinic]}"')
             )
+        enrol: tuple[str, ...] = ()
+        if self.analysts:
+            fedsql_command("analyst", "keygen", str(root / "analyst-key"))
+            enrol = ("--analyst", f"analyst={root / 'analyst-key' / 'analyst.pub'}")
         fedsql_command(
-            "authority", "sign-roster",
+            "authority", "sign-roster", *enrol,
             *(str(root / c / "enrolment.json") for c in self.clinics),
             "--authority", str(root / "authority"), "--contract", str(contract),
             "--coordinator", str(root / "hub" / "coordinator.pub"),
@@ -160,6 +172,10 @@ class LoopbackDeployment:
             'contract = "contract.toml"\nroster = "roster.json"\nkey = "hub/coordinator.key"\n'
             'authority = "authority/authority.pub"\ntls = "tls-hub"\n'
         )
+        if self.analysts:
+            self.token = fedsql_command(
+                "hub", "analyst", "add", "analyst", "--config", str(root / "hub.toml")
+            ).strip()
         port_file = root / "hub.port"
         self._spawn("hub", "hub", "serve", "--config", str(root / "hub.toml"),
                     "--port-file", str(port_file))  # fmt: skip
@@ -172,9 +188,12 @@ class LoopbackDeployment:
         for clinic in self.clinics:
             self.start_silo(clinic)
         self.wait_connected(len(self.clinics), max(deadline - time.monotonic(), 1.0))
-        (root / "profiles.toml").write_text(
-            f'[default]\nhub = "{self.target}"\ntls = "tls-analyst"\nserver_name = "hub"\n'
-        )
+        profile = f'[default]\nhub = "{self.target}"\ntls = "tls-analyst"\nserver_name = "hub"\n'
+        if self.analysts:
+            profile += f'token = "{self.token}"\nkey = "analyst-key/analyst.key"\n'
+        fd = os.open(root / "profiles.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:  # it may hold a token: the analyst's eyes only
+            out.write(profile)
         return self
 
     def client(self, timeout_s: float = 60.0) -> AnalystClient:
@@ -184,6 +203,7 @@ class LoopbackDeployment:
             channel_credentials(self.root / "tls-analyst"),
             timeout_s=timeout_s,
             server_name="hub",
+            token=self.token,
         )
 
     def stop(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,6 +16,7 @@ from fedsql.config.policy import load_policy
 from fedsql.demo.generator import demo_files, ensure_demo_data
 from fedsql.errors import ConfigError
 from fedsql.hub.coordinator import Hub
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.enrolment import SiloCredentials, build_roster
 from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.roster import Authority
@@ -46,6 +47,8 @@ class DemoFederation:
         silo_overrides: Mapping[str, Mapping[str, Any]] | None = None,
         round_timeout_s: float = 60.0,
         hub_audit: bool = False,
+        analysts: Mapping[str, bytes] | None = None,
+        analyst_for_token: Callable[[str], str | None] | None = None,
     ) -> None:
         """Generate (or reuse) the demo data and start everything.
 
@@ -62,6 +65,9 @@ class DemoFederation:
             round_timeout_s: How long the hub waits in each secure-aggregation round (and so
                 how long a clinic's operator has to decide a held query).
             hub_audit: Give the hub a signed audit log, ``hub.audit.log`` in ``state_dir``.
+            analysts: Analysts to enrol in the signed roster (name -> Ed25519 public key); the
+                clinics then take only queries those analysts signed.
+            analyst_for_token: The hub's API-token check (see ``fedsql.hub.analysts``).
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")
@@ -95,6 +101,7 @@ class DemoFederation:
                 self.contract.fingerprint,
                 coordinator.public_bytes,
                 [c.request for c in self.credentials.values()],
+                [AnalystKey(name, key) for name, key in (analysts or {}).items()],
             )
         )
         self.hub_audit: AuditLog | None = None
@@ -110,7 +117,9 @@ class DemoFederation:
             round_timeout_s=round_timeout_s,
             audit=self.hub_audit,
         )
-        self.server: RunningServer = start_hub_server(self.hub, "127.0.0.1:0")
+        self.server: RunningServer = start_hub_server(
+            self.hub, "127.0.0.1:0", analyst_for_token=analyst_for_token
+        )
         self.target = f"127.0.0.1:{self.server.port}"
         self.silos: dict[str, SiloAgent] = {}
         self._testing = testing

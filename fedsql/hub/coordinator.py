@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import secrets
@@ -480,7 +481,13 @@ class Hub:
             session = CoordinatorSession(
                 desc, prepared.roster, c_max=self.contract.secagg.c_max, signer=self._coordinator
             )
-            request = request_from_descriptor(session.desc)
+            request = dataclasses.replace(
+                request_from_descriptor(session.desc),
+                analyst_nonce=req.nonce,
+                analyst_issued_ms=req.issued_ms,
+                analyst_epsilon=req.epsilon,
+                analyst_signature=req.signature,
+            )
             for channel in channels.values():
                 channel.send(request)
             run.wait_round1(time.monotonic() + self.round_timeout_s)

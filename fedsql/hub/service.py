@@ -12,6 +12,7 @@ from types import FrameType
 from fedsql.audit import AuditLog
 from fedsql.catalog import Contract
 from fedsql.errors import ConfigError
+from fedsql.hub.analysts import AnalystTokens
 from fedsql.hub.coordinator import Hub
 from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.roster import roster_from_json, verify_roster
@@ -71,6 +72,7 @@ def serve_hub(
     stop: threading.Event | None = None,
     max_workers: int = 64,
     credentials: object | None = None,
+    analysts: AnalystTokens | None = None,
 ) -> None:
     """Serve ``hub`` on ``address`` until SIGTERM/SIGINT (or ``stop`` is set), then stop cleanly.
 
@@ -85,12 +87,15 @@ def serve_hub(
         max_workers: gRPC worker threads (each connected silo holds one).
         credentials: The hub's mTLS credentials (:func:`fedsql.transport.tls.server_credentials`);
             None serves plaintext, which the transport allows on loopback only.
+        analysts: The hub's analyst tokens; when given and not empty, every analyst call needs
+            a valid token, in its own analyst's name.
     """
     server: RunningServer = start_hub_server(
         hub,
         address,
         max_workers=max_workers,
         credentials=credentials,
+        analyst_for_token=analysts.analyst_for if analysts and analysts.names() else None,
     )
     done = stop or threading.Event()
 

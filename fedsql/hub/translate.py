@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.epochs import EpochKey
 from fedsql.secagg.protocol import Descriptor, Roster
 from fedsql.secagg.protocol import MaskedUpload as SecAggUpload
@@ -9,6 +10,7 @@ from fedsql.secagg.protocol import RosterEntry as SecAggRosterEntry
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.secagg.protocol import UnmaskResponse as SecAggResponse
 from fedsql.transport.messages import (
+    AnalystEntry,
     EncodingEntry,
     EpochKeyInfo,
     MaskedUpload,
@@ -52,6 +54,7 @@ def welcome_from_roster(
         coordinator_public=roster.coordinator_public,
         roster_signature=roster.signature,
         epoch_keys=epoch_keys,
+        analysts=tuple(AnalystEntry(a.name, a.ed25519_public) for a in roster.analysts),
     )
 
 
@@ -72,6 +75,7 @@ def roster_from_welcome(welcome: Welcome) -> Roster:
         signature=welcome.roster_signature,
         contract_hash=welcome.contract_hash,
         coordinator_public=welcome.coordinator_public,
+        analysts=tuple(AnalystKey(a.name, a.ed25519_public) for a in welcome.analysts),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedsql.errors import ConfigError
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.identity import IdentityKey
 from fedsql.secagg.keyfiles import read_key_file, write_key_file
 from fedsql.secagg.keys import SiloKeyPair
@@ -116,8 +117,9 @@ def build_roster(
     contract_hash: str,
     coordinator_public: bytes,
     requests: Sequence[EnrolmentRequest],
+    analysts: Sequence[AnalystKey] = (),
 ) -> Roster:
-    """An unsigned roster listing ``requests`` (indices 1.. in silo-id order).
+    """An unsigned roster listing ``requests`` (indices 1.. in silo-id order) and ``analysts``.
 
     Raises:
         ConfigError: Two requests name the same silo.
@@ -135,4 +137,5 @@ def build_roster(
         ),
         contract_hash=contract_hash,
         coordinator_public=coordinator_public,
+        analysts=tuple(sorted(analysts, key=lambda a: a.name)),
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedsql.errors import ProtocolError
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.canonical import bytes_field, int_field, seq_field, str_field
 from fedsql.secagg.identity import (
     ED25519_PUBLIC_BYTES,
@@ -92,6 +93,9 @@ class Roster:
             empty in an unsigned roster.
         coordinator_public: The coordinator's Ed25519 key, which signs descriptors, unmask
             requests and aborts; empty in an unsigned roster.
+        analysts: Enrolled analysts and their Ed25519 keys. When the roster lists any, silos
+            take only queries signed by an enrolled analyst (see
+            :mod:`fedsql.secagg.analyst_query`); when it lists none, queries are unsigned.
     """
 
     fed_id: str
@@ -100,6 +104,7 @@ class Roster:
     signature: bytes = b""
     contract_hash: str = field(default="", kw_only=True)
     coordinator_public: bytes = field(default=b"", kw_only=True)
+    analysts: tuple[AnalystKey, ...] = field(default=(), kw_only=True)
     _by_id: dict[str, RosterEntry] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +131,14 @@ class Roster:
         identities = [e.ed25519_public for e in self.entries if e.ed25519_public]
         if self.coordinator_public:
             identities.append(self.coordinator_public)
+        _freeze(self, "analysts", tuple(self.analysts))
+        _require(
+            all(isinstance(a, AnalystKey) for a in self.analysts),
+            "roster analysts must be AnalystKey values",
+        )
+        names = {a.name for a in self.analysts}
+        _require(len(names) == len(self.analysts), "the roster lists an analyst twice")
+        identities.extend(a.ed25519_public for a in self.analysts)
         _require(
             len(set(identities)) == len(identities),
             "the roster gives two parties the same Ed25519 key",
@@ -160,6 +173,13 @@ class Roster:
             raise ProtocolError(f"silo {silo_id} is not in roster version {self.version}")
         return found
 
+    def analyst_key(self, name: str) -> bytes | None:
+        """The enrolled Ed25519 key of analyst ``name``, or None."""
+        for analyst in self.analysts:
+            if analyst.name == name:
+                return analyst.ed25519_public
+        return None
+
     def missing(self) -> tuple[str, ...]:
         """What a roster needs before the authority may sign it, as readable items.
 
@@ -187,9 +207,21 @@ class Roster:
             + bytes_field(e.ed25519_public) + bytes_field(e.x25519_public)
             for e in sorted(self.entries, key=lambda e: e.silo_id)
         )  # fmt: skip
+        # Enrolled analysts follow under their own tag, so a roster without any keeps the
+        # encoding (and signatures) it always had.
+        analysts = (
+            b""
+            if not self.analysts
+            else b"analysts"
+            + seq_field(
+                str_field(a.name) + bytes_field(a.ed25519_public)
+                for a in sorted(self.analysts, key=lambda a: a.name)
+            )
+        )
         return (
             b"fedsql/secagg/v1/roster" + str_field(self.fed_id) + int_field(self.version)
             + str_field(self.contract_hash) + bytes_field(self.coordinator_public) + entries
+            + analysts
         )  # fmt: skip
 
     def digest(self) -> bytes:
@@ -310,6 +342,9 @@ def roster_to_json(roster: Roster) -> str:
             }
             for e in roster.entries
         ],
+        "analysts": [
+            {"name": a.name, "ed25519_public": a.ed25519_public.hex()} for a in roster.analysts
+        ],
         "signature": roster.signature.hex(),
     }
     return json.dumps(body, indent=2, sort_keys=True)
@@ -338,6 +373,10 @@ def roster_from_json(text: str) -> Roster:
             signature=bytes.fromhex(body.get("signature", "")),
             contract_hash=str(body.get("contract_hash", "")),
             coordinator_public=bytes.fromhex(body.get("coordinator_public", "")),
+            analysts=tuple(
+                AnalystKey(str(a["name"]), bytes.fromhex(a["ed25519_public"]))
+                for a in body.get("analysts", [])
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ProtocolError(f"not a roster file ({type(exc).__name__})") from None

@@ -28,6 +28,7 @@ from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
+from fedsql.secagg.qid_log import QidLog
 from fedsql.silo.approvals import ApprovalQueue
 from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
@@ -39,6 +40,7 @@ from fedsql.silo.policy_checks import (
     policy_for_query,
 )
 from fedsql.silo.rate_limit import RateLimiter
+from fedsql.silo.signed_queries import check_analyst_signature
 from fedsql.silo.translate import (
     abort_from_message,
     descriptor_from_request,
@@ -169,6 +171,7 @@ class SiloAgent:
             verify_signature,
             log_id=f"silo:{self.silo_id}",
         )
+        self.nonces = QidLog(state / f"{self.silo_id}.nonces.sqlite")
         self.approvals = ApprovalQueue(state / f"{self.silo_id}.approvals.sqlite")
         self.approvals.abandon(_now_ms(), "the silo restarted before the query ran")
         self.holding = Holding(self.approvals, self._on_decision)
@@ -298,6 +301,7 @@ class SiloAgent:
         self.holding.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
+        self.nonces.close()
         self.rates.close()
         self.audit.close()
 
@@ -405,6 +409,7 @@ class SiloAgent:
             return
         policy: SiloPolicy | None = None
         try:
+            check_analyst_signature(request, roster, self.contract, self.nonces, _now_ms())
             policy = self.current_policy()
             admission = self._admit(request, policy)
             self.rates.check_and_record(request.analyst, time.time(), policy.rate_limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedsql.secagg.analyst_query import AnalystKey
 from fedsql.secagg.encoding import CoordinateSpec
 from fedsql.secagg.epochs import EpochKey
 from fedsql.secagg.protocol import Abort as SecAggAbort
@@ -91,6 +92,7 @@ def roster_from_welcome(welcome: Welcome) -> Roster:
         signature=welcome.roster_signature,
         contract_hash=welcome.contract_hash,
         coordinator_public=welcome.coordinator_public,
+        analysts=tuple(AnalystKey(a.name, a.ed25519_public) for a in welcome.analysts),
     )
 
 

@@ -24,7 +24,13 @@ from fedsql.transport.status import abort_with_error
 from fedsql.transport.tls import peer_identity
 from fedsql.transport.tls_identity import PeerIdentity, Role
 
-__all__ = ["IdentityInterceptor", "check_silo_hello", "require_role"]
+__all__ = [
+    "IdentityInterceptor",
+    "check_analyst_name",
+    "check_silo_hello",
+    "require_role",
+    "wrap_checked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +105,26 @@ def check_silo_hello(context: Any, silo_id: str) -> None:
         )
 
 
-def _check_analyst(context: Any, identity: PeerIdentity, request: Any) -> None:
+def check_analyst_name(context: Any, name: str, request: Any, credential: str) -> None:
+    """Refuse a request that names another analyst than the caller's credential.
+
+    Args:
+        context: The call's ``grpc.ServicerContext``.
+        name: The analyst the credential belongs to.
+        request: The protobuf request (only those with an ``analyst`` field are checked).
+        credential: What proved ``name`` ("client certificate", "token"), for the message.
+
+    Raises:
+        Exception: gRPC's abort, ending the call with ``PERMISSION_DENIED``.
+    """
     descriptor = getattr(request, "DESCRIPTOR", None)
     if descriptor is None or ANALYST_FIELD not in descriptor.fields_by_name:
         return
     claimed = getattr(request, ANALYST_FIELD)
-    if claimed != identity.name:
+    if claimed != name:
         _deny(
             context,
-            f"the client certificate is for analyst {identity.name}; it cannot act as analyst "
+            f"the {credential} is for analyst {name}; it cannot act as analyst "
             f"{claimed or '(none)'}",
         )
 
@@ -137,19 +154,30 @@ class IdentityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             # whether the hub is serving; the answer names no one and carries no data.
             return handler
         role = SERVICE_ROLES.get(service)
-        return _wrap(handler, service, role)
+        short = service.rsplit(".", 1)[-1]
+
+        def check(context: Any, request: Any = None) -> None:
+            if role is None:
+                _deny(context, f"{short} is not served to federation peers")
+            identity = require_role(context, role, short)
+            if role == "analyst" and request is not None:
+                check_analyst_name(context, identity.name, request, "client certificate")
+
+        return wrap_checked(handler, check)
 
 
-def _wrap(handler: Any, service: str, role: Role | None) -> Any:
-    short = service.rsplit(".", 1)[-1]
+def wrap_checked(handler: Any, check: Callable[..., None]) -> Any:
+    """``handler`` with ``check(context, request)`` run before every call it serves.
 
-    def check(context: Any, request: Any = None) -> None:
-        if role is None:
-            _deny(context, f"{short} is not served to federation peers")
-        identity = require_role(context, role, short)
-        if role == "analyst" and request is not None:
-            _check_analyst(context, identity, request)
+    Streaming requests are checked once with the context alone (``check(context)``).
 
+    Args:
+        handler: A gRPC method handler.
+        check: Aborts the call when it must be refused.
+
+    Returns:
+        The wrapped handler, of the same kind.
+    """
     common = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,

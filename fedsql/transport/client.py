@@ -49,6 +49,7 @@ from fedsql.transport.proto import fedsql_pb2 as pb
 from fedsql.transport.proto import fedsql_pb2_grpc as pb_grpc
 from fedsql.transport.status import error_from_rpc
 from fedsql.transport.tls import check_insecure_target, handshake_failure
+from fedsql.transport.tokens import TOKEN_HEADER
 
 __all__ = [
     "AnalystClient",
@@ -323,6 +324,7 @@ class AnalystClient:
         timeout_s: float = 120.0,
         *,
         server_name: str | None = None,
+        token: str | None = None,
     ) -> None:
         """Open a channel to the hub (connecting lazily, on the first call).
 
@@ -334,6 +336,8 @@ class AnalystClient:
             timeout_s: Default deadline of each call, in seconds.
             server_name: The name the hub's certificate must carry, when it is not the host
                 dialled; TLS only.
+            token: The analyst's API token (``fedsql hub analyst add NAME``), sent with every
+                call as ``authorization: Bearer <token>``.
 
         Raises:
             InterfaceError: ``timeout_s`` is not positive, or ``server_name`` was given without
@@ -347,6 +351,9 @@ class AnalystClient:
         self._tls = credentials is not None
         self._channel = _open_channel(target, credentials, server_name)
         self._stub = pb_grpc.AnalystStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            () if not token else ((TOKEN_HEADER, f"Bearer {token}"),)
+        )
         self._closed = False
 
     @property
@@ -444,7 +451,9 @@ class AnalystClient:
         if self._closed:
             raise InterfaceError("the analyst client is closed")
         timeout = self._timeout_s if timeout_s is None else timeout_s
-        call: Any = self._stub.ExecuteStream(to_proto(req), timeout=timeout)
+        call: Any = self._stub.ExecuteStream(
+            to_proto(req), timeout=timeout, metadata=self._metadata
+        )
         try:
             for event in call:
                 kind = event.WhichOneof("body")
@@ -483,6 +492,6 @@ class AnalystClient:
             raise InterfaceError("the analyst client is closed")
         timeout = self._timeout_s if timeout_s is None else timeout_s
         try:
-            return method(request, timeout=timeout)
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise _rpc_failure(err, self._target, tls=self._tls, timeout_s=timeout) from err

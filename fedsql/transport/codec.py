@@ -18,6 +18,7 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    AnalystEntry,
     BudgetQuery,
     BudgetReply,
     BudgetReport,
@@ -164,6 +165,9 @@ def _welcome_pb(m: Welcome) -> pb.Welcome:
         coordinator_public=m.coordinator_public,
         roster_signature=m.roster_signature,
         epoch_keys=[_epoch_key_pb(k) for k in m.epoch_keys],
+        analysts=[
+            pb.AnalystEntry(name=a.name, ed25519_public=a.ed25519_public) for a in m.analysts
+        ],
     )
 
 
@@ -192,6 +196,10 @@ def _query_request_pb(m: QueryRequest) -> pb.QueryRequest:
         params_json=m.params_json,
         deadline_ms=m.deadline_ms,
         signature=m.signature,
+        analyst_nonce=m.analyst_nonce,
+        analyst_issued_ms=m.analyst_issued_ms,
+        analyst_epsilon=m.analyst_epsilon,
+        analyst_signature=m.analyst_signature,
     )
 
 
@@ -217,6 +225,9 @@ def _execute_request_pb(m: ExecuteRequest) -> pb.ExecuteRequest:
         epsilon=m.epsilon,
         analyst=m.analyst,
         explain_only=m.explain_only,
+        nonce=m.nonce,
+        issued_ms=m.issued_ms,
+        signature=m.signature,
     )
 
 
@@ -470,6 +481,9 @@ def _welcome(p: pb.Welcome) -> Welcome:
         coordinator_public=p.coordinator_public,
         roster_signature=p.roster_signature,
         epoch_keys=tuple(_epoch_key(k) for k in p.epoch_keys),
+        analysts=tuple(
+            AnalystEntry(name=a.name, ed25519_public=a.ed25519_public) for a in p.analysts
+        ),
     )
 
 
@@ -498,6 +512,10 @@ def _query_request(p: pb.QueryRequest) -> QueryRequest:
         params_json=p.params_json,
         deadline_ms=p.deadline_ms,
         signature=p.signature,
+        analyst_nonce=p.analyst_nonce,
+        analyst_issued_ms=p.analyst_issued_ms,
+        analyst_epsilon=p.analyst_epsilon,
+        analyst_signature=p.analyst_signature,
     )
 
 
@@ -523,6 +541,9 @@ def _execute_request(p: pb.ExecuteRequest) -> ExecuteRequest:
         epsilon=p.epsilon,
         analyst=p.analyst,
         explain_only=p.explain_only,
+        nonce=p.nonce,
+        issued_ms=p.issued_ms,
+        signature=p.signature,
     )
 
 

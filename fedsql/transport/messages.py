@@ -22,6 +22,7 @@ from dataclasses import dataclass
 __all__ = [
     "Abort",
     "Accepted",
+    "AnalystEntry",
     "AnalystMessage",
     "BudgetQuery",
     "BudgetReply",
@@ -189,6 +190,14 @@ class EpochKeyInfo:
 
 
 @dataclass(frozen=True)
+class AnalystEntry:
+    """An enrolled analyst of the signed roster: name and Ed25519 public key."""
+
+    name: str
+    ed25519_public: bytes
+
+
+@dataclass(frozen=True)
 class Welcome:
     """The hub's answer to a Hello, and a new roster whenever it changes."""
 
@@ -201,6 +210,7 @@ class Welcome:
     coordinator_public: bytes = b""
     roster_signature: bytes = b""
     epoch_keys: tuple[EpochKeyInfo, ...] = ()
+    analysts: tuple[AnalystEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,11 @@ class QueryRequest:
     params_json: str
     deadline_ms: int
     signature: bytes = b""
+    #: The analyst's signed statement, relayed from :class:`ExecuteRequest` (empty: unsigned).
+    analyst_nonce: bytes = b""
+    analyst_issued_ms: int = 0
+    analyst_epsilon: str = ""
+    analyst_signature: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,11 @@ class ExecuteRequest:
     epsilon: str = ""
     analyst: str = ""
     explain_only: bool = False
+    #: The analyst's signature (with ``nonce`` and ``issued_ms``) over the statement of
+    #: :class:`fedsql.secagg.analyst_query.SignedQuery`; empty when unsigned.
+    nonce: bytes = b""
+    issued_ms: int = 0
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)

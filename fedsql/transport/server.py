@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -63,6 +63,7 @@ from fedsql.transport.proto import fedsql_pb2 as pb
 from fedsql.transport.proto import fedsql_pb2_grpc as pb_grpc
 from fedsql.transport.status import abort_with_error, refusal_code_for
 from fedsql.transport.tls import check_insecure_bind
+from fedsql.transport.tokens import TokenInterceptor
 
 __all__ = ["HubHandler", "RunningServer", "SiloChannel", "start_hub_server"]
 
@@ -424,6 +425,7 @@ def start_hub_server(
     *,
     max_workers: int = 32,
     credentials: grpc.ServerCredentials | None = None,
+    analyst_for_token: Callable[[str], str | None] | None = None,
 ) -> RunningServer:
     """Start serving the hub's gRPC services.
 
@@ -436,6 +438,8 @@ def start_hub_server(
         credentials: The hub's mTLS credentials (:func:`fedsql.transport.tls.server_credentials`;
             they must require client certificates): every call is then bound to its
             certificate. None serves plaintext, on a loopback address only.
+        analyst_for_token: When given, Analyst calls need an API token, resolved to the analyst
+            it belongs to (None: unknown), and may act only in that analyst's name.
 
     Returns:
         The running server.
@@ -453,11 +457,10 @@ def start_hub_server(
     max_streams = max_workers - max(1, max_workers // 8)
     coordinator = _CoordinatorServicer(handler, max_streams, bind_identity=mtls)
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fedsql-hub")
-    server = grpc.server(
-        executor,
-        options=server_options(),
-        interceptors=[IdentityInterceptor()] if mtls else None,
-    )
+    interceptors: list[grpc.ServerInterceptor] = [IdentityInterceptor()] if mtls else []
+    if analyst_for_token is not None:
+        interceptors.append(TokenInterceptor(analyst_for_token))
+    server = grpc.server(executor, options=server_options(), interceptors=interceptors or None)
     pb_grpc.add_CoordinatorServicer_to_server(coordinator, server)
     pb_grpc.add_AnalystServicer_to_server(_AnalystServicer(handler), server)
     health = HealthServicer()

@@ -196,6 +196,14 @@ def _check_welcome(m: Welcome) -> None:
     _ids("Welcome", "epoch_keys", (k.silo_id for k in m.epoch_keys))
     for key in m.epoch_keys:
         _check_epoch_key("Welcome", key)
+    for analyst in m.analysts:
+        _fixed("Welcome", f"ed25519_public of analyst {analyst.name}", analyst.ed25519_public, 32)
+
+
+def _check_execute_request(m: ExecuteRequest) -> None:
+    _signature("ExecuteRequest", m.signature)
+    if m.nonce:
+        _fixed("ExecuteRequest", "nonce", m.nonce, QID_BYTES)
 
 
 def _check_query_request(m: QueryRequest) -> None:
@@ -209,6 +217,9 @@ def _check_query_request(m: QueryRequest) -> None:
     if len(m.sigma_loc) != len(m.encoding):
         raise _fail("QueryRequest", "sigma_loc and encoding must have one entry per measure each")
     _signature("QueryRequest", m.signature)
+    _signature("QueryRequest", m.analyst_signature)
+    if m.analyst_nonce:
+        _fixed("QueryRequest", "analyst_nonce", m.analyst_nonce, QID_BYTES)
 
 
 def _check_unmask_request(m: UnmaskRequest) -> None:
@@ -265,7 +276,7 @@ _CHECKS: dict[type[Any], Callable[[Any], None]] = {
     QueryRequest: _check_query_request,
     UnmaskRequest: _check_unmask_request,
     Abort: _check_abort,
-    ExecuteRequest: _check_nothing,
+    ExecuteRequest: _check_execute_request,
     ExecuteReply: _check_nothing,
     StatusRequest: _check_nothing,
     StatusReply: _check_nothing,

@@ -296,9 +296,14 @@ def test_an_interrupted_query_exits_130(home: Path) -> None:
             env={**os.environ, "HOME": str(home)},
         )
         try:
-            time.sleep(2.0)
+            # Interrupt once the query is under way (the client has dialled the hub), however
+            # long the interpreter took to start.
+            silent.settimeout(60)
+            connection, _ = silent.accept()
+            time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
+            connection.close()
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -76,7 +76,9 @@ def test_resolution_order(profiles: Path) -> None:
     ("text", "problems"),
     [
         ("[p]\nanalyst = 'a'\n", ["p.hub: required"]),
-        ("[p]\nhub = 'h:1'\ntoken = 'x'\n", ["p.token: unknown key", "not supported yet"]),
+        ("[p]\nhub = 'h:1'\ncolour = 'x'\n", ["p.colour: unknown key"]),
+        ("[p]\nhub = 'h:1'\ntoken = 5\n", ["p.token: must be the API token"]),
+        ("[p]\nhub = 'h:1'\nkey = ''\n", ["p.key: must be the path of your analyst.key"]),
         ("[p]\nhub = 'h:1'\nepsilon = -1\n", ["p.epsilon: must be a positive number"]),
         ("[p]\nhub = 'h:1'\ntimeout_s = 'soon'\n", ["p.timeout_s: must be a number"]),
         ("p = 3\n", ["p: a profile is a table"]),

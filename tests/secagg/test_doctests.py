@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "fedsql.secagg.aead",
+    "fedsql.secagg.analyst_query",
     "fedsql.secagg.canonical",
     "fedsql.secagg.encoding",
     "fedsql.secagg.identity",

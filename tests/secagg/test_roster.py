@@ -8,7 +8,16 @@ from collections.abc import Callable
 import pytest
 
 from fedsql.errors import ProtocolError
-from fedsql.secagg.roster import Authority, Roster, RosterEntry, verify_roster
+from fedsql.secagg.analyst_query import AnalystKey
+from fedsql.secagg.identity import IdentityKey
+from fedsql.secagg.roster import (
+    Authority,
+    Roster,
+    RosterEntry,
+    roster_from_json,
+    roster_to_json,
+    verify_roster,
+)
 from fedsql.secagg.silo_session import SiloSession
 
 from .harness import (
@@ -244,3 +253,31 @@ def test_unsigned_constructors_keep_working() -> None:
     session = SiloSession("a", kp["a"], roster, EPOCH, c_max=1)
     assert not session.signed
     assert roster.signature == b"" and roster.coordinator_public == b""
+
+
+def test_enrolled_analysts_are_covered_by_the_authority_signature() -> None:
+    authority = Authority.generate()
+    silo = IdentityKey.generate()
+    ana, eve = IdentityKey.generate(), IdentityKey.generate()
+    roster = authority.sign(
+        Roster(
+            "fed",
+            1,
+            (RosterEntry("a", 1, bytes(range(32)), silo.public_bytes),),
+            contract_hash="ab" * 32,
+            coordinator_public=IdentityKey.generate().public_bytes,
+            analysts=(AnalystKey("ana", ana.public_bytes),),
+        )
+    )
+    verify_roster(roster, authority.public_bytes, min_version=1)
+    assert roster.analyst_key("ana") == ana.public_bytes and roster.analyst_key("eve") is None
+    assert roster_from_json(roster_to_json(roster)) == roster
+    swapped = dataclasses.replace(roster, analysts=(AnalystKey("ana", eve.public_bytes),))
+    added = dataclasses.replace(
+        roster, analysts=(*roster.analysts, AnalystKey("eve", eve.public_bytes))
+    )
+    for forged in (swapped, added, dataclasses.replace(roster, analysts=())):
+        with pytest.raises(ProtocolError, match="does not verify"):
+            verify_roster(forged, authority.public_bytes, min_version=1)
+    with pytest.raises(ProtocolError, match="lists an analyst twice"):
+        dataclasses.replace(roster, analysts=roster.analysts * 2)

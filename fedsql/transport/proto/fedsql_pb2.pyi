@@ -510,6 +510,7 @@ class Welcome(_message.Message):
     COORDINATOR_PUBLIC_FIELD_NUMBER: _builtins.int
     ROSTER_SIGNATURE_FIELD_NUMBER: _builtins.int
     EPOCH_KEYS_FIELD_NUMBER: _builtins.int
+    ANALYSTS_FIELD_NUMBER: _builtins.int
     fed_id: _builtins.str
     roster_version: _builtins.int
     epoch: _builtins.int
@@ -526,6 +527,10 @@ class Welcome(_message.Message):
     def epoch_keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpochKey]:
         """Every connected silo's signed key for the current epoch, relayed by the hub."""
 
+    @_builtins.property
+    def analysts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AnalystEntry]:
+        """Analysts enrolled in the signed roster, whose signatures silos require on queries."""
+
     def __init__(
         self,
         *,
@@ -538,14 +543,39 @@ class Welcome(_message.Message):
         coordinator_public: _builtins.bytes = ...,
         roster_signature: _builtins.bytes = ...,
         epoch_keys: _abc.Iterable[Global___EpochKey] | None = ...,
+        analysts: _abc.Iterable[Global___AnalystEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_hash", b"contract_hash", "coordinator_public", b"coordinator_public", "epoch", b"epoch", "epoch_keys", b"epoch_keys", "fed_id", b"fed_id", "hub_version", b"hub_version", "roster", b"roster", "roster_signature", b"roster_signature", "roster_version", b"roster_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysts", b"analysts", "contract_hash", b"contract_hash", "coordinator_public", b"coordinator_public", "epoch", b"epoch", "epoch_keys", b"epoch_keys", "fed_id", b"fed_id", "hub_version", b"hub_version", "roster", b"roster", "roster_signature", b"roster_signature", "roster_version", b"roster_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Welcome: _TypeAlias = Welcome  # noqa: Y015
+
+@_typing.final
+class AnalystEntry(_message.Message):
+    """An enrolled analyst: the name budgets are charged to and their Ed25519 public key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ED25519_PUBLIC_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    ed25519_public: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        ed25519_public: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ed25519_public", b"ed25519_public", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnalystEntry: _TypeAlias = AnalystEntry  # noqa: Y015
 
 @_typing.final
 class EncodingEntry(_message.Message):
@@ -602,6 +632,10 @@ class QueryRequest(_message.Message):
     PARAMS_JSON_FIELD_NUMBER: _builtins.int
     DEADLINE_MS_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    ANALYST_NONCE_FIELD_NUMBER: _builtins.int
+    ANALYST_ISSUED_MS_FIELD_NUMBER: _builtins.int
+    ANALYST_EPSILON_FIELD_NUMBER: _builtins.int
+    ANALYST_SIGNATURE_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     fed_id: _builtins.str
     roster_version: _builtins.int
@@ -622,6 +656,13 @@ class QueryRequest(_message.Message):
     deadline_ms: _builtins.int
     """Milliseconds since the Unix epoch by which round 1 must be done."""
     signature: _builtins.bytes
+    analyst_nonce: _builtins.bytes
+    """The analyst's signed statement (fedsql.secagg.analyst_query): nonce (16 bytes), signing
+    time, the epsilon the analyst asked for and their signature; empty when unsigned.
+    """
+    analyst_issued_ms: _builtins.int
+    analyst_epsilon: _builtins.str
+    analyst_signature: _builtins.bytes
     @_builtins.property
     def cohort(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sorted silo ids."""
@@ -657,10 +698,14 @@ class QueryRequest(_message.Message):
         params_json: _builtins.str = ...,
         deadline_ms: _builtins.int = ...,
         signature: _builtins.bytes = ...,
+        analyst_nonce: _builtins.bytes = ...,
+        analyst_issued_ms: _builtins.int = ...,
+        analyst_epsilon: _builtins.str = ...,
+        analyst_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "cells", b"cells", "cohort", b"cohort", "deadline_ms", b"deadline_ms", "dimension", b"dimension", "encoding", b"encoding", "epoch", b"epoch", "epsilon_charge", b"epsilon_charge", "fed_id", b"fed_id", "n_min", b"n_min", "params_json", b"params_json", "plan_hash", b"plan_hash", "qid", b"qid", "rho_charge", b"rho_charge", "roster_version", b"roster_version", "sigma_loc", b"sigma_loc", "signature", b"signature", "sql", b"sql", "threshold", b"threshold", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "analyst_epsilon", b"analyst_epsilon", "analyst_issued_ms", b"analyst_issued_ms", "analyst_nonce", b"analyst_nonce", "analyst_signature", b"analyst_signature", "cells", b"cells", "cohort", b"cohort", "deadline_ms", b"deadline_ms", "dimension", b"dimension", "encoding", b"encoding", "epoch", b"epoch", "epsilon_charge", b"epsilon_charge", "fed_id", b"fed_id", "n_min", b"n_min", "params_json", b"params_json", "plan_hash", b"plan_hash", "qid", b"qid", "rho_charge", b"rho_charge", "roster_version", b"roster_version", "sigma_loc", b"sigma_loc", "signature", b"signature", "sql", b"sql", "threshold", b"threshold", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -812,6 +857,9 @@ class ExecuteRequest(_message.Message):
     EPSILON_FIELD_NUMBER: _builtins.int
     ANALYST_FIELD_NUMBER: _builtins.int
     EXPLAIN_ONLY_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    ISSUED_MS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     sql: _builtins.str
     params_json: _builtins.str
     """JSON of the query parameters (a list for qmark, an object for named)."""
@@ -819,6 +867,10 @@ class ExecuteRequest(_message.Message):
     """Decimal string; empty means the federation's default."""
     analyst: _builtins.str
     explain_only: _builtins.bool
+    nonce: _builtins.bytes
+    """The analyst's signature over the query (fedsql.secagg.analyst_query), when enrolled."""
+    issued_ms: _builtins.int
+    signature: _builtins.bytes
     def __init__(
         self,
         *,
@@ -827,10 +879,13 @@ class ExecuteRequest(_message.Message):
         epsilon: _builtins.str = ...,
         analyst: _builtins.str = ...,
         explain_only: _builtins.bool = ...,
+        nonce: _builtins.bytes = ...,
+        issued_ms: _builtins.int = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "epsilon", b"epsilon", "explain_only", b"explain_only", "params_json", b"params_json", "sql", b"sql"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "epsilon", b"epsilon", "explain_only", b"explain_only", "issued_ms", b"issued_ms", "nonce", b"nonce", "params_json", b"params_json", "signature", b"signature", "sql", b"sql"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
