@@ -44,6 +44,10 @@ def quorum_error(contract: Contract, run: QueryRun) -> Error:
     return QuorumNotMet(msg)
 
 
+#: Why an enrolled silo that was not connected when a query started is not in its answer.
+ABSENT = "not connected to the hub when the query started"
+
+
 def build_reply(
     contract: Contract,
     engine: duckdb.DuckDBPyConnection,
@@ -73,6 +77,10 @@ def build_reply(
                 budget_remaining=out.budget_remaining,
             )
         )
+    # Enrolled silos that were not connected when the query started took no part either.
+    for entry in sorted(prepared.roster.entries, key=lambda e: e.silo_id):
+        if entry.silo_id not in run.outcomes:
+            statuses.append(SiloStatus(silo_id=entry.silo_id, status="dropped", reason=ABSENT))
     report = {
         "epsilon": prepared.epsilon,
         "delta": contract.delta,

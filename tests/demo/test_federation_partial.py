@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import duckdb
@@ -70,3 +71,35 @@ def test_too_few_silos_fail_clearly_and_release_nothing(demo_data: dict[str, Pat
         ):
             conn.cursor().execute(SQL)
         assert all(a.stats.executed == 0 for a in fed.silos.values())
+
+
+def test_a_silo_gone_before_the_query_and_another_between_the_rounds_abort_cleanly(
+    demo_data: dict[str, Path],
+) -> None:
+    # With four clinics, one gone leaves a cohort of three and a Shamir threshold of 2: each
+    # survivor's seed then needs shares from both other survivors, so a second clinic leaving
+    # between the rounds must end the query with nothing released (SECAGG.md section 8).
+    with DemoFederation(noise=False, testing=True, policy_overrides={"min_group_size": 1}) as fed:
+        fed.stop_silo("sydney")
+        seoul = fed.silos["seoul"]
+
+        def leave_instead_of_answering(msg: object) -> None:
+            threading.Thread(target=fed.stop_silo, args=("seoul",)).start()
+
+        seoul._on_unmask = leave_instead_of_answering  # type: ignore[method-assign]
+        with (
+            fedsql.connect(fed.target, analyst="partial") as conn,
+            pytest.raises(errors.QuorumNotMet, match=r"shares of survivor \S+ seed arrived"),
+        ):
+            conn.cursor().execute(SQL)
+
+
+def test_an_absent_silo_is_named_in_the_answer(demo_data: dict[str, Path]) -> None:
+    with DemoFederation(noise=False, testing=True, policy_overrides={"min_group_size": 1}) as fed:
+        fed.stop_silo("sydney")
+        with fedsql.connect(fed.target, analyst="partial") as conn:
+            cur = conn.cursor().execute(SQL)
+            assert cur.privacy is not None
+            assert cur.privacy.dropped() == {
+                "sydney": "not connected to the hub when the query started"
+            }
