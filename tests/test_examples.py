@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from fedsql.privacy.ledger import Ledger
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -55,3 +58,13 @@ def test_deploy_example_runs_and_stops_everything(demo_data: object, tmp_path: P
     assert "sex,n,n_margin95" in proc.stdout
     assert "stopped the hub and the silos" in proc.stdout
     assert (tmp_path / "roster.json").exists()
+    # The analyst is enrolled: the roster holds their key, the hub only a hash of their token,
+    # and every clinic charged the two signed queries (CLI and Python) exactly once.
+    roster = json.loads((tmp_path / "roster.json").read_text())
+    assert [a["name"] for a in roster["analysts"]] == ["analyst"]
+    profile = (tmp_path / "profiles.toml").read_text()
+    token = profile.split('token = "', 1)[1].split('"', 1)[0]
+    assert token not in (tmp_path / "analysts.json").read_text()
+    for clinic in ("mumbai", "san-francisco", "seoul", "sydney"):
+        ledger = Ledger(tmp_path / clinic / f"{clinic}.ledger.sqlite")
+        assert [e.micro for e in ledger.entries("analyst")] == [500_000, 500_000]
