@@ -184,7 +184,7 @@ def source_policy(clinic: str, connector: str, mode: str, location: str) -> str:
         clinic: The demo clinic (its policy's shares, budgets and limits are kept).
         connector: ``postgres`` or ``mysql``.
         mode: ``snapshot`` or ``pushdown``.
-        location: The reader's URL.
+        location: The reader's URL, or the path of a file source.
 
     Returns:
         Policy TOML text.
@@ -192,8 +192,9 @@ def source_policy(clinic: str, connector: str, mode: str, location: str) -> str:
     text = (demo_files() / f"{clinic}.toml").read_text()
     text = re.sub(r'(?m)^data = "demo:[a-z-]+".*$', "", text)
     patients = "public.patient" if connector == "postgres" else "patient"
+    where = "url" if "://" in location else "path"
     return (
         text
-        + f'\n[source]\nconnector = "{connector}"\nmode = "{mode}"\nurl = "{location}"\n'
+        + f'\n[source]\nconnector = "{connector}"\nmode = "{mode}"\n{where} = "{location}"\n'
         + DEMO_BINDINGS.format(patients=patients)
     )

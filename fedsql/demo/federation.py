@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from fedsql.catalog import SiloPolicy
 from fedsql.config.contract import load_contract
 from fedsql.config.policy import load_policy
 from fedsql.demo.generator import demo_files, ensure_demo_data
@@ -42,6 +43,7 @@ class DemoFederation:
         testing: bool = False,
         silos: tuple[str, ...] | None = None,
         policy_overrides: Mapping[str, Any] | None = None,
+        replace_policies: Mapping[str, SiloPolicy] | None = None,
     ) -> None:
         """Generate (or reuse) the demo data and start everything.
 
@@ -53,6 +55,8 @@ class DemoFederation:
             silos: Start only these clinics (default: all four).
             policy_overrides: Policy fields to replace in every clinic's policy (for tests, e.g.
                 ``{"budget_epsilon": 1000.0}``).
+            replace_policies: Policies replacing some clinics' demo policies (by silo id), e.g. a clinic
+                served from PostgreSQL; ``policy_overrides`` apply to them too.
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")
@@ -69,6 +73,8 @@ class DemoFederation:
             if policy_file.name == "contract.toml":
                 continue
             policy = load_policy(policy_file, self.contract)
+            if replace_policies and policy.silo_id in replace_policies:
+                policy = replace_policies[policy.silo_id]
             if policy_overrides:
                 policy = dataclasses.replace(policy, **policy_overrides)
             policies.append(policy)
