@@ -287,10 +287,10 @@ def _load_table(
             mapped = mapped_expression(col, contract_column.type)
             raw = _ident(col.name)
             bad_cast = f"TRY_{mapped}" if not col.values else mapped
-            row = conn.execute(
+            (row,) = conn.execute(
                 f"SELECT count(*) FROM __source WHERE {raw} IS NOT NULL AND {bad_cast} IS NULL"
-            ).fetchone()
-            if row and row[0]:
+            ).fetchall()
+            if row[0]:
                 what = "the values map does not cover" if col.values else "cannot be cast to"
                 target = "" if col.values else f" {contract_column.type}"
                 raise ConfigError(
