@@ -12,7 +12,7 @@ from fedsql.catalog import AGGREGATE_FUNCTIONS, UNIT_USES, Contract, RateLimit, 
 from fedsql.config.fields import Section, epsilon_value
 from fedsql.config.names import index_path, is_slug, quote, slugify
 from fedsql.config.problems import Problems, describe, did_you_mean, read_config_text, read_toml
-from fedsql.config.source_policy import read_source
+from fedsql.config.source_policy import BIND_KEYS, COLUMN_KEYS, SOURCE_KEYS, read_source
 
 #: Keys each table of a policy file accepts. ``share`` and ``privacy.analysts`` are open tables
 #: (see POLICY_OPEN_TABLES) whose keys are table and analyst names.
@@ -33,9 +33,14 @@ POLICY_KEYS: Mapping[str, frozenset[str]] = {
     "queries": frozenset({"aggregates", "unit_uses", "max_cells"}),
     "limits": frozenset({"query_timeout_s", "rate_limit"}),
     "approval": frozenset({"mode"}),
+    "source": SOURCE_KEYS,
+    "bind.*": BIND_KEYS,
+    "bind.*.columns.*": COLUMN_KEYS,
 }
 #: Tables of a policy file whose keys are names chosen by the operator.
-POLICY_OPEN_TABLES: frozenset[str] = frozenset({"share", "privacy.analysts"})
+POLICY_OPEN_TABLES: frozenset[str] = frozenset(
+    {"share", "privacy.analysts", "bind", "bind.*.columns", "bind.*.columns.*.values"}
+)
 
 #: Prefix of a ``data`` value naming a synthetic demo clinic instead of a file.
 DEMO_PREFIX = "demo:"
@@ -101,6 +106,7 @@ def parse_policy(
     root.check_keys(POLICY_KEYS[""])
     silo = root.table("silo", "[silo] with id, name and data", required=True)
     source_section = root.table("source", '[source] with connector = "postgres" and url')
+    # [source] and [bind.<table>] are read by fedsql.config.source_policy.
     identity = _read_silo(silo, base_dir, source_section is None) if silo is not None else None
     share = root.table("share", "[share] with one table = [columns] line per table", required=True)
     shared = _read_share(share, contract) if share is not None else {}

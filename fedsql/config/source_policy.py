@@ -149,11 +149,11 @@ def _read_bindings(
         table.check_keys(BIND_KEYS)
         source_table = table.string("table", 'table = "public.patients"') or ""
         query = table.string("query", 'query = "SELECT ... FROM ..."') or ""
+        columns = table.table("columns", f'[bind.{raw_name}.columns] with column = "source"')
+        bound = _read_columns(columns, shared[name], name) if columns else ()
         if bool(source_table.strip()) == bool(query.strip()):
             table.add("table", "give exactly one of table (a source table) or query (a SELECT)")
             continue
-        columns = table.table("columns", f'[bind.{raw_name}.columns] with column = "source"')
-        bound = _read_columns(columns, shared[name], name) if columns else ()
         out.append(TableBinding(name=name, table=source_table, query=query, columns=bound))
     return tuple(out)
 
