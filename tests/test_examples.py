@@ -55,3 +55,20 @@ def test_deploy_example_runs_and_stops_everything(demo_data: object, tmp_path: P
     assert "sex,n,n_margin95" in proc.stdout
     assert "stopped the hub and the silos" in proc.stdout
     assert (tmp_path / "roster.json").exists()
+
+
+def test_postgres_silo_example_serves_a_clinic_from_postgres_and_cleans_up(
+    demo_data: object,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "postgres-silo" / "run.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "seoul serves from PostgreSQL in pushdown mode" in proc.stdout
+    assert "answered by: ['mumbai', 'san-francisco', 'seoul', 'sydney']" in proc.stdout
+    assert "HASHTEXTEXTENDED(CAST(__rid AS TEXT)" in proc.stdout
+    assert "dropped database fedsql_seoul_" in proc.stdout

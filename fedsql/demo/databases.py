@@ -40,6 +40,12 @@ def _checked(name: str) -> str:
     return name
 
 
+def _checked_secret(password: str) -> str:
+    if not password.isalnum():
+        raise ConfigError("use letters and digits only for a demo database password")
+    return password
+
+
 def clinic_tables(clinic_file: Path) -> Iterator[tuple[str, pa.Table]]:
     """The clinic's tables in the layout the demo databases keep, as Arrow."""
     with duckdb.connect(str(clinic_file), read_only=True) as conn:
@@ -68,7 +74,13 @@ def with_user(url: str, user: str) -> str:
     return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
 
 
-def postgres_clinic(admin_url: str, database: str, reader: str, tables: Iterator[tuple[str, pa.Table]]) -> str:
+def postgres_clinic(
+    admin_url: str,
+    database: str,
+    reader: str,
+    tables: Iterator[tuple[str, pa.Table]],
+    password: str | None = None,
+) -> str:
     """Create ``database`` with the tables given (loaded with COPY) and a read-only ``reader``.
 
     Args:
@@ -76,6 +88,7 @@ def postgres_clinic(admin_url: str, database: str, reader: str, tables: Iterator
         database: The new database's name.
         reader: The new login role, granted SELECT on the tables only.
         tables: ``(name, rows)`` pairs.
+        password: The reader's password (letters and digits), if it needs one.
 
     Returns:
         The reader's URL (without password).
@@ -85,12 +98,13 @@ def postgres_clinic(admin_url: str, database: str, reader: str, tables: Iterator
     database, reader = _checked(database), _checked(reader)
     with adbc_pg.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {database}")
-        cur.execute(f"CREATE ROLE {reader} LOGIN")
+        secret = f" PASSWORD '{_checked_secret(password)}'" if password else ""
+        cur.execute(f"CREATE ROLE {reader} LOGIN{secret}")
     url = with_database(admin_url, database)
     with adbc_pg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
         for name, rows in tables:
             cur.adbc_ingest(_checked(name), rows, mode="create")
-        cur.execute(f"REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         cur.execute(f"GRANT USAGE ON SCHEMA public TO {reader}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}")
         cur.execute("ANALYZE")
