@@ -65,9 +65,7 @@ def literal(value: KeyValue | str) -> exp.Expr:
     return exp.Literal.string(str(value))
 
 
-def mapped_column(
-    bound: ColumnBinding, contract_type: str, family: str, dialect: str
-) -> exp.Expr:
+def mapped_column(bound: ColumnBinding, contract_type: str, family: str, dialect: str) -> exp.Expr:
     """The contract value of one bound column, computed in the source.
 
     Args:

@@ -35,7 +35,7 @@ class DuckDBFileConnector(SqlConnector):
                 "source.path",
                 key="source.path",
             )
-        config = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "enable_external_access": False,
             "autoload_known_extensions": False,
             "autoinstall_known_extensions": False,

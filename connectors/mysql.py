@@ -109,7 +109,9 @@ class MySQLConnector(SqlConnector):
             names = [str(d[0]) for d in cursor.description or ()]
             rows = cursor.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return pa.table({name: pa.array(list(col)) for name, col in zip(names, columns, strict=True)})
+        return pa.table(
+            {name: pa.array(list(col)) for name, col in zip(names, columns, strict=True)}
+        )
 
     def _describe(self, conn: Any, binding: TableBinding) -> dict[str, str]:
         query = exp.select(exp.Star()).from_(self._relation(binding)).limit(0)

@@ -32,6 +32,8 @@ from fedsql.errors import ConfigError, InternalError, QueryRejected, QueryTimeou
 log = logging.getLogger(__name__)
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
+#: Stands for the salt in a cached rewrite (a literal no partial query holds otherwise).
+SALT_MARK = 7_919_207_151_311_402_311
 
 
 def arrow_family(dtype: pa.DataType) -> str:
@@ -94,6 +96,7 @@ class SqlConnector:
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._families: dict[str, dict[str, str]] = {}
+        self._compiled: dict[str, str] = {}
         self._closed = False
         with self._connection():
             pass
@@ -237,9 +240,7 @@ class SqlConnector:
             exp.Is(this=mapped, expression=exp.Null()),
         )
         query = (
-            exp.select(exp.Count(this=exp.Star()))
-            .from_(self._relation(binding))
-            .where(condition)
+            exp.select(exp.Count(this=exp.Star())).from_(self._relation(binding)).where(condition)
         )
         try:
             return self._scalar(query.sql(self.dialect))
@@ -283,10 +284,28 @@ class SqlConnector:
         return out
 
     def compile_partial(self, sql: str, salt: int) -> str:
-        """The partial query as this source runs it (see :mod:`connectors.transpile`)."""
-        return transpile_partial(
-            sql, self.relations(uses_row_cap(sql)), self.dialect, self._salted_hash(), salt
-        )
+        """The partial query as this source runs it (see :mod:`connectors.transpile`).
+
+        The rewrite of each partial query is kept with a placeholder salt, so a repeated query
+        only has its salt put in.
+        """
+        template = self._compiled.get(sql)
+        if template is None:
+            template = transpile_partial(
+                sql,
+                self.relations(uses_row_cap(sql)),
+                self.dialect,
+                self._salted_hash(),
+                SALT_MARK,
+            )
+            if len(self._compiled) > 1024:
+                self._compiled.clear()
+            self._compiled[sql] = template
+        if str(SALT_MARK) in sql:  # a query holding the placeholder itself: rewrite afresh
+            return transpile_partial(
+                sql, self.relations(uses_row_cap(sql)), self.dialect, self._salted_hash(), salt
+            )
+        return template.replace(str(SALT_MARK), str(int(salt)))
 
     def check_partial(self, sql: str) -> None:
         """Have the source compile the transpiled query (EXPLAIN), reading no rows.

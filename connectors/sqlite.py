@@ -70,7 +70,9 @@ class SQLiteConnector(SqlConnector):
         names = [str(d[0]) for d in cursor.description or ()]
         rows = cursor.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return pa.table({name: pa.array(list(col)) for name, col in zip(names, columns, strict=True)})
+        return pa.table(
+            {name: pa.array(list(col)) for name, col in zip(names, columns, strict=True)}
+        )
 
     def _describe(self, conn: Any, binding: TableBinding) -> dict[str, str]:
         cursor = conn.execute(f"SELECT * FROM ({self._relation(binding).sql('sqlite')}) LIMIT 0")

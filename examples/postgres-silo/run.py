@@ -34,15 +34,23 @@ QUESTIONS = (
 def main(admin_url: str) -> None:
     """Set up the PostgreSQL clinic, serve it in the federation, query, clean up."""
     tag = secrets.token_hex(4)
-    database, reader, password = f"fedsql_{CLINIC}_{tag}", f"fedsql_reader_{tag}", secrets.token_hex(12)
+    database, reader, password = (
+        f"fedsql_{CLINIC}_{tag}",
+        f"fedsql_reader_{tag}",
+        secrets.token_hex(12),
+    )
     source = ensure_demo_data()[CLINIC]
     url = dbs.postgres_clinic(admin_url, database, reader, dbs.clinic_tables(source), password)
-    print(f"copied the {CLINIC} clinic into PostgreSQL database {database}; read-only role {reader}")
+    print(
+        f"copied the {CLINIC} clinic into PostgreSQL database {database}; read-only role {reader}"
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="fedsql-postgres-silo-") as tmp:
             policy_file = Path(tmp) / f"{CLINIC}.toml"
             text = dbs.source_policy(CLINIC, "postgres", "pushdown", url)
-            text = text.replace('mode = "pushdown"', 'mode = "pushdown"\npassword_env = "SEOUL_DB_PASSWORD"')
+            text = text.replace(
+                'mode = "pushdown"', 'mode = "pushdown"\npassword_env = "SEOUL_DB_PASSWORD"'
+            )
             policy_file.write_text(text)
             print(f"\nthe clinic's policy ({policy_file.name}), source part:")
             print(text[text.index("[source]") :].strip())
@@ -51,7 +59,10 @@ def main(admin_url: str) -> None:
             with DemoFederation(replace_policies={CLINIC: policy}) as federation:
                 engine = federation.silos[CLINIC].engine
                 assert isinstance(engine, PushdownEngine)
-                print(f"\n{CLINIC} serves from PostgreSQL in pushdown mode; the others from DuckDB files")
+                print(
+                    f"\n{CLINIC} serves from PostgreSQL in pushdown mode; "
+                    "the others from DuckDB files"
+                )
                 with fedsql.connect(federation.target, analyst="analyst") as conn:
                     cur = conn.cursor()
                     for sql in QUESTIONS:
@@ -61,7 +72,9 @@ def main(admin_url: str) -> None:
                         for row in cur.fetchall():
                             print("  ", row)
                 sent = engine.connector.sent[-1]  # type: ignore[attr-defined]
-                print("\nthe last partial query as PostgreSQL ran it (only grouped rows came back):")
+                print(
+                    "\nthe last partial query as PostgreSQL ran it (only grouped rows came back):"
+                )
                 print(sent)
     finally:
         dbs.drop_postgres_clinic(admin_url, database, reader)

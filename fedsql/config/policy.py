@@ -17,9 +17,7 @@ from fedsql.config.source_policy import BIND_KEYS, COLUMN_KEYS, SOURCE_KEYS, rea
 #: Keys each table of a policy file accepts. ``share`` and ``privacy.analysts`` are open tables
 #: (see POLICY_OPEN_TABLES) whose keys are table and analyst names.
 POLICY_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset(
-        {"silo", "share", "privacy", "queries", "limits", "approval", "source", "bind"}
-    ),
+    "": frozenset({"silo", "share", "privacy", "queries", "limits", "approval", "source", "bind"}),
     "silo": frozenset({"id", "name", "data"}),
     "privacy": frozenset(
         {
@@ -113,11 +111,7 @@ def parse_policy(
     bind = root.table("bind", '[bind.<table>] with table = "source_table"')
     if bind is not None and source_section is None:
         root.add("bind", '[bind] needs a [source]; add [source] with connector = "..."')
-    source = (
-        None
-        if source_section is None
-        else read_source(source_section, bind, shared, base_dir)
-    )
+    source = None if source_section is None else read_source(source_section, bind, shared, base_dir)
     privacy = root.table("privacy", "[privacy] with max_epsilon_per_query and budget_epsilon")
     queries = root.table("queries", '[queries] with aggregates = ["COUNT", "SUM", "AVG"]')
     limits = root.table("limits", "[limits] with query_timeout_s")

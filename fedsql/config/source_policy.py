@@ -197,8 +197,7 @@ def _read_values(entry: Section) -> tuple[tuple[str, KeyValue], ...]:
         if not isinstance(target, str | int | bool) or isinstance(target, float):
             raw.add(
                 source_value,
-                f"expected a contract value (a string, integer or boolean), got "
-                f"{describe(target)}",
+                f"expected a contract value (a string, integer or boolean), got {describe(target)}",
             )
             continue
         pairs.append((source_value, cast(Any, target)))

@@ -55,8 +55,8 @@ class DemoFederation:
             silos: Start only these clinics (default: all four).
             policy_overrides: Policy fields to replace in every clinic's policy (for tests, e.g.
                 ``{"budget_epsilon": 1000.0}``).
-            replace_policies: Policies replacing some clinics' demo policies (by silo id), e.g. a clinic
-                served from PostgreSQL; ``policy_overrides`` apply to them too.
+            replace_policies: Policies replacing some clinics' demo policies (by silo id), e.g.
+                a clinic served from PostgreSQL; ``policy_overrides`` apply to them too.
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")

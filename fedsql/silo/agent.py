@@ -28,10 +28,10 @@ from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
-from fedsql.silo.source_engines import QueryEngine, open_engine
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.policy_checks import budget_limit_micro, check_policy, policy_for_query
 from fedsql.silo.rate_limit import RateLimiter
+from fedsql.silo.source_engines import QueryEngine, open_engine
 from fedsql.silo.translate import (
     abort_from_message,
     descriptor_from_request,

@@ -171,8 +171,7 @@ def open_connector(
     try:
         if spec.mode == "pushdown" and not connector.supports_pushdown:
             raise ConfigError(
-                f"the {spec.connector} connector cannot run queries itself; use "
-                'mode = "snapshot"',
+                f'the {spec.connector} connector cannot run queries itself; use mode = "snapshot"',
                 key="source.mode",
             )
         check_bindings(connector, spec, contract, shared)

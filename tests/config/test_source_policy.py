@@ -21,7 +21,9 @@ patients = ["patient_id", "age", "sex"]
 visits = ["visit_id", "patient_id", "cost"]
 """
 
-SOURCE = BASE + """
+SOURCE = (
+    BASE
+    + """
 [source]
 connector = "postgres"
 mode = "pushdown"
@@ -39,6 +41,7 @@ sex = { column = "gender", values = { female = "F", male = "M" } }
 [bind.visits]
 query = "SELECT * FROM billing.visits WHERE NOT cancelled"
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,11 @@ def test_a_source_policy_parses_into_bindings(contract: Contract) -> None:
     policy = parse_policy(SOURCE, contract)
     spec = policy.source
     assert spec is not None and policy.data == ""
-    assert (spec.connector, spec.mode, spec.password_env) == ("postgres", "pushdown", "EHR_PASSWORD")
+    assert (spec.connector, spec.mode, spec.password_env) == (
+        "postgres",
+        "pushdown",
+        "EHR_PASSWORD",
+    )
     patients = spec.binding("patients")
     assert patients.table == "public.patient"
     assert patients.column("patient_id") == ColumnBinding("patient_id", "id")
@@ -72,11 +79,15 @@ def test_a_source_policy_parses_into_bindings(contract: Contract) -> None:
 
 
 def test_policies_without_a_source_are_unchanged(contract: Contract) -> None:
-    policy = parse_policy(BASE.replace('id = "clinic"', 'id = "clinic"\ndata = "x.duckdb"'), contract)
+    policy = parse_policy(
+        BASE.replace('id = "clinic"', 'id = "clinic"\ndata = "x.duckdb"'), contract
+    )
     assert policy.source is None and policy.data == "x.duckdb"
 
 
-def test_relative_paths_resolve_against_the_policy_folder(contract: Contract, tmp_path: Path) -> None:
+def test_relative_paths_resolve_against_the_policy_folder(
+    contract: Contract, tmp_path: Path
+) -> None:
     text = BASE + '[source]\nconnector = "files"\npath = "exports"\npassword_file = "pw"\n'
     spec = parse_policy(text, contract, base_dir=tmp_path).source
     assert spec is not None

@@ -62,7 +62,7 @@ def test_postgres_receives_the_transpiled_partial_query_and_returns_only_groups(
         engine.close()
     assert "hashtextextended(CAST(__rid AS TEXT), 987654321)".lower() in sent.lower()
     assert "_w <= 1" in sent and "FROM public.patient" in sent
-    assert "LEAST(GREATEST(CAST(\"bmi\" AS DOUBLE PRECISION), 10.0), 70.0)" in sent
+    assert 'LEAST(GREATEST(CAST("bmi" AS DOUBLE PRECISION), 10.0), 70.0)' in sent
     assert 0 < len(rows) <= cells
     # The log continues a multi-line statement on lines that start with a tab; ADBC sends the
     # query inside COPY (...) TO STDOUT.

@@ -41,7 +41,9 @@ def _partial(contract: Contract, sql: str, capped: bool = True) -> str:
     return plan.partial_sql if capped else plan.partial_sql_uncapped
 
 
-@pytest.mark.parametrize(("dialect", "salted"), [("postgres", postgres_hash), ("mysql", mysql_hash)])
+@pytest.mark.parametrize(
+    ("dialect", "salted"), [("postgres", postgres_hash), ("mysql", mysql_hash)]
+)
 def test_the_row_cap_and_clamps_survive_and_the_salt_is_inlined(
     contract: Contract, dialect: str, salted: object
 ) -> None:
@@ -76,9 +78,7 @@ def test_modulo_and_integer_division_are_guarded_with_nullif(contract: Contract)
     assert "TRY" not in out and "NULLIF(10, 0)" in out
 
 
-@pytest.mark.parametrize(
-    "where", ["age + 1 > 40", "CAST(sex AS INTEGER) = 1", "age * 2 > 100"]
-)
+@pytest.mark.parametrize("where", ["age + 1 > 40", "CAST(sex AS INTEGER) = 1", "age * 2 > 100"])
 def test_other_guarded_operations_are_refused(contract: Contract, where: str) -> None:
     partial = _partial(contract, f"SELECT COUNT(*) FROM patients WHERE {where}")
     with pytest.raises(QueryRejected, match="cannot guard"):

@@ -56,7 +56,7 @@ def _write(folder: Path, n: int) -> None:
 
 
 def _count(engine: SnapshotEngine) -> int:
-    names, rows = engine.run("SELECT count(*) AS n FROM patients", {}, 10)
+    _, rows = engine.run("SELECT count(*) AS n FROM patients", {}, 10)
     return int(rows[0][0])
 
 
@@ -69,9 +69,9 @@ def test_snapshot_maps_casts_and_locks_down(contract: Contract, tmp_path: Path) 
         assert engine.tables() == {
             "patients": {"patient_id": "BIGINT", "age": "INTEGER", "sex": "VARCHAR"}
         }
-        names, rows = engine.run("SELECT sex, count(*) FROM patients GROUP BY sex ORDER BY 1", {}, 5)
+        _, rows = engine.run("SELECT sex, count(*) FROM patients GROUP BY sex ORDER BY 1", {}, 5)
         assert rows == [("F", 20), ("M", 10)]
-        with pytest.raises(Exception, match="read-only|external|Permission"):
+        with pytest.raises(Exception, match=r"read-only|external|Permission"):
             engine.run(f"COPY patients TO '{tmp_path / 'leak.csv'}'", {}, 5)
     finally:
         engine.close()
@@ -134,7 +134,9 @@ def test_a_query_running_during_refresh_finishes_on_its_snapshot(
         engine.close()
 
 
-def test_refresh_is_refused_for_a_clinic_without_snapshot(contract: Contract, tmp_path: Path) -> None:
+def test_refresh_is_refused_for_a_clinic_without_snapshot(
+    contract: Contract, tmp_path: Path
+) -> None:
     db = tmp_path / "clinic.duckdb"
     with duckdb.connect(str(db)) as conn:
         conn.execute("CREATE TABLE patients (patient_id BIGINT, age INTEGER, sex VARCHAR)")
