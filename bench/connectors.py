@@ -6,7 +6,8 @@ day, 1,827 cells), it times:
 
 * pushdown: the silo's pushdown engine (transpile, run in PostgreSQL as the read-only role,
   fetch the grouped rows);
-* direct: the very same transpiled partial query run in PostgreSQL over a plain connection;
+* direct: the very same transpiled partial query run in PostgreSQL over a plain connection
+  (pushdown and direct take turns, so a varying load on the machine weighs on both alike);
 * snapshot: loading the table into the silo's DuckDB (reported separately), then the partial
   query there.
 
@@ -78,22 +79,31 @@ def visits(rows: int, seed: int = 7) -> pa.Table:
     )
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median seconds of ``repeat`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def timed(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each function over ``repeat`` rounds, after one warm-up round.
+
+    The functions take turns within each round (in alternating order), so a load on the machine
+    that comes and goes weighs on all of them alike.
+    """
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for round_ in range(repeat):
+        order = list(range(len(fns)))
+        if round_ % 2:
+            order.reverse()
+        for i in order:
+            start = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
     """Set up, measure, print, clean up."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="visits in PostgreSQL")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per mode")
+    parser.add_argument("--repeat", type=int, default=5, help="timed rounds per mode")
     parser.add_argument("--smoke", action="store_true", help="20,000 rows, one repetition")
     args = parser.parse_args()
     rows, repeat = (20_000, 1) if args.smoke else (args.rows, args.repeat)
@@ -123,8 +133,9 @@ def main() -> None:
                     cur.execute(compiled)
                     return cur.fetchall()
 
-            t_pushdown = timed(lambda: pushdown.run(plan.partial_sql, params, 600), repeat)
-            t_direct = timed(direct, repeat)
+            t_pushdown, t_direct = timed(
+                [lambda: pushdown.run(plan.partial_sql, params, 600), direct], repeat
+            )
             groups = len(direct())
             direct_conn.close()
             pushdown.close()
@@ -134,7 +145,7 @@ def main() -> None:
             snapshot = open_engine(contract, snapshot_policy, "", state)
             t_load = time.perf_counter() - start
             assert isinstance(snapshot, SnapshotEngine)
-            t_snapshot = timed(lambda: snapshot.run(plan.partial_sql, params, 600), repeat)
+            (t_snapshot,) = timed([lambda: snapshot.run(plan.partial_sql, params, 600)], repeat)
             snapshot.close()
     finally:
         dbs.drop_postgres_clinic(ADMIN, database, reader)

@@ -123,7 +123,12 @@ class MySQLConnector(SqlConnector):
         return mysql_hash
 
     def _set_timeout(self, cursor: Any, timeout_s: float) -> None:
-        cursor.execute(f"SET SESSION max_statement_time = {max(0.001, math.ceil(timeout_s))}")
+        try:  # MariaDB counts seconds ...
+            cursor.execute(f"SET SESSION max_statement_time = {max(0.001, timeout_s):.3f}")
+        except pymysql.err.MySQLError:  # ... MySQL milliseconds, under another name
+            cursor.execute(
+                f"SET SESSION max_execution_time = {max(1, math.ceil(timeout_s * 1000))}"
+            )
 
     def _is_timeout(self, exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] in STATEMENT_TIMEOUTS

@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from fedsql.catalog import Contract
+from fedsql.errors import QueryTimeout
 from fedsql.silo.source_engines import PushdownEngine, open_engine
 from fedsql.sql.plan import SALT_PARAM
 from fedsql.sql.planner import plan_query
@@ -152,5 +153,27 @@ def test_mariadb_reader_cannot_write(
             cur = conn.cursor()
             with pytest.raises(pymysql.err.MySQLError, match="READ ONLY"):
                 cur.execute("CREATE TEMPORARY TABLE leak (x int)")
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("server", ["postgres", "mysql"])
+def test_a_pushdown_query_past_its_time_limit_is_stopped(
+    contract: Contract,
+    postgres_clinic: ServedClinic,
+    mariadb_clinic: ServedClinic,
+    tmp_path: Path,
+    server: str,
+) -> None:
+    served = postgres_clinic if server == "postgres" else mariadb_clinic
+    engine = _pushdown(contract, served, tmp_path)
+    visible = {t.name: t.column_names for t in contract.tables}
+    plan = plan_query("SELECT test, AVG(value) FROM labs GROUP BY test", None, contract, visible)
+    try:
+        with pytest.raises(QueryTimeout, match=r"limit of 0\.001 s"):
+            engine.run(plan.partial_sql, {SALT_PARAM: 1}, 0.001)
+        # The session still serves the next query, with its own limit.
+        _, rows = engine.run(plan.partial_sql, {SALT_PARAM: 1}, 30)
+        assert len(rows) == 4
     finally:
         engine.close()
