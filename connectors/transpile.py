@@ -13,7 +13,10 @@ MariaDB the rewrite:
 * returns sums as DOUBLE (integer sums would come back as NUMERIC / DECIMAL);
 * translates the per-row error guards: ``TRY(a % b)`` and ``TRY(a // b)`` become operations on
   ``NULLIF(b, 0)`` (NULL where DuckDB's TRY gives NULL); any other guarded operation is refused,
-  since without the guard whether a query fails would depend on one row.
+  since without the guard whether a query fails would depend on one row;
+* refuses, before any budget is spent, operations outside :data:`PUSHDOWN_SAFE`: ones that
+  cannot fail in DuckDB but can elsewhere (``/`` by zero, ``sqrt`` of a negative), or that mean
+  something else there (day-of-week numbering, LIKE's backslash escapes).
 
 LEAST / GREATEST and casts are translated by sqlglot; the planner's clamps put every NULL
 through ``CASE WHEN x IS NULL`` first, so engines that propagate NULL through LEAST agree.
@@ -32,6 +35,23 @@ from fedsql.errors import QueryRejected
 DUCKDB_ROW_ID = "rowid"
 SALT_PARAMETER = "fedsql_salt"
 PLANNER_DIALECT = "duckdb"
+
+#: What a partial query may hold to run in another engine with DuckDB's results: the planner's
+#: own shapes, and conditions that cannot fail on a row there and mean the same in PostgreSQL
+#: and MySQL. Anything else (division, sqrt, ln, day-of-week numbering, string length in bytes,
+#: ...) could fail on one row where DuckDB does not, or give other answers: refused.
+PUSHDOWN_SAFE: tuple[type[exp.Expr], ...] = (
+    # the planner's query shape
+    exp.With, exp.CTE, exp.Select, exp.From, exp.Where, exp.Group, exp.Qualify, exp.Window,
+    exp.RowNumber, exp.Order, exp.Ordered, exp.Alias, exp.Column, exp.Identifier, exp.Table,
+    exp.TableAlias, exp.Star, exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.DataType,
+    exp.DataTypeParam, exp.Paren, exp.Count, exp.Sum, exp.Case, exp.If, exp.Is, exp.Greatest,
+    exp.Least, exp.Cast, exp.Try,
+    # conditions
+    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between,
+    exp.In, exp.Like, exp.Coalesce, exp.Nullif, exp.Lower, exp.Upper, exp.Trim, exp.Year,
+    exp.Month, exp.Day, exp.Quarter,
+)  # fmt: skip
 
 #: Builds the salted hash ordering rows: (row identity, salt) -> expression.
 SaltedHash = Callable[[exp.Expr, int], exp.Expr]
@@ -77,6 +97,37 @@ def uses_row_cap(partial_sql: str) -> bool:
     return parse_one(partial_sql, read=PLANNER_DIALECT).find(exp.Qualify) is not None
 
 
+def check_pushdown_safe(tree: exp.Expr) -> None:
+    """Refuse a partial query holding anything outside :data:`PUSHDOWN_SAFE`.
+
+    Raises:
+        QueryRejected: naming the operation.
+    """
+    for node in tree.walk():
+        name = ""
+        if isinstance(node, exp.Anonymous):
+            if str(node.name).upper() != "HASH":
+                name = str(node.name).upper()
+        elif isinstance(node, exp.Neg):
+            if not isinstance(node.this, exp.Literal):
+                name = "negation"
+        elif isinstance(node, exp.Mod | exp.IntDiv):
+            if not isinstance(node.parent, exp.Try):
+                name = "%" if isinstance(node, exp.Mod) else "//"
+        elif isinstance(node, exp.Like):
+            pattern = node.expression
+            if not isinstance(pattern, exp.Literal) or "\\" in str(pattern.this):
+                name = "LIKE with a backslash (an escape character in other engines)"
+        elif not isinstance(node, PUSHDOWN_SAFE):
+            name = type(node).__name__.upper()
+        if name:
+            raise QueryRejected(
+                f"this clinic runs queries in its own database, where {name} could fail on a "
+                "single row or give another answer than DuckDB; it cannot guard it, so the "
+                "query is refused here: rewrite the condition without it"
+            )
+
+
 def _guard(node: exp.Try) -> exp.Expr:
     inner = node.this
     if isinstance(inner, exp.Mod | exp.IntDiv):
@@ -86,8 +137,8 @@ def _guard(node: exp.Try) -> exp.Expr:
         return exp.Paren(this=guarded)
     raise QueryRejected(
         f"this clinic runs queries in its own database, which cannot guard "
-        f"{type(inner).__name__.upper()} against failing on a single row; rewrite the "
-        "condition without it (e.g. compare the column with a constant)"
+        f"{type(inner).__name__.upper()} against failing on a single row, so the query is "
+        "refused here: rewrite the condition without it (e.g. compare the column with a constant)"
     )
 
 
@@ -116,6 +167,7 @@ def transpile_partial(
             the source cannot guard.
     """
     tree = parse_one(partial_sql, read=PLANNER_DIALECT)
+    check_pushdown_safe(tree)
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Try):

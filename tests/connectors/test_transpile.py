@@ -93,3 +93,23 @@ def test_a_table_without_binding_is_refused(contract: Contract) -> None:
         transpile_partial(
             partial, _relations(contract, "postgres", True), "postgres", postgres_hash, 1
         )
+
+
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ("bmi / age > 1", "DIV"),
+        ("sqrt(bmi) > 5", "SQRT"),
+        ("dayofweek(CAST('2020-01-01' AS DATE)) = 1 AND age > 3", "DAYOFWEEK"),
+        ("sex LIKE 'F\\%'", "LIKE with a backslash"),
+    ],
+)
+def test_operations_that_could_fail_or_differ_elsewhere_are_refused(
+    contract: Contract, where: str, named: str
+) -> None:
+    partial = _partial(contract, f"SELECT COUNT(*) FROM patients WHERE {where}")
+    with pytest.raises(QueryRejected, match="cannot guard") as caught:
+        transpile_partial(
+            partial, _relations(contract, "postgres", True), "postgres", postgres_hash, 1
+        )
+    assert named in str(caught.value)
