@@ -1,7 +1,7 @@
 """Every source and mode gives the partial vector of the clinic's own DuckDB file, query by query.
 
 One demo clinic is served eight ways: PostgreSQL and MariaDB in pushdown and snapshot mode, a
-DuckDB file in both modes, SQLite and a folder of Parquet/CSV files as snapshots; each in the
+DuckDB file in both modes, SQLite and a folder of JSON, CSV and Parquet files as snapshots; each in the
 clinic's own layout (renamed columns, sex spelled out) bound back to the contract. For the oracle
 query set, each plan's partial query must give the vector the DuckDB silo gives over the
 generated file.
@@ -9,6 +9,7 @@ generated file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,8 @@ def file_sources(tmp_path_factory: pytest.TempPathFactory, clinic_file: Path) ->
             elif name == "visits":
                 pa_csv.write_csv(rows, folder / "visits.csv")
             else:
-                pq.write_table(rows, folder / f"{name}.parquet")
+                with (folder / f"{name}.jsonl").open("w") as out:
+                    out.writelines(json.dumps(row) + "\n" for row in rows.to_pylist())
     lite.commit()
     lite.close()
     return {
