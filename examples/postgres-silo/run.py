@@ -56,7 +56,8 @@ def main(admin_url: str) -> None:
             print(text[text.index("[source]") :].strip())
             os.environ["SEOUL_DB_PASSWORD"] = password  # from the environment, never the policy
             policy = load_policy(policy_file, load_contract(demo_files() / "contract.toml"))
-            with DemoFederation(replace_policies={CLINIC: policy}) as federation:
+            served = {CLINIC: {"source": policy.source, "data": policy.data}}
+            with DemoFederation(silo_overrides=served) as federation:
                 engine = federation.silos[CLINIC].engine
                 assert isinstance(engine, PushdownEngine)
                 print(

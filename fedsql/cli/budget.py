@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from fedsql.catalog import SiloPolicy
 from fedsql.cli.failure import fail
+from fedsql.cli.query import HubOption, ProfileOption
+from fedsql.cli.rows import FORMATS, emit_rows, utc_time
 from fedsql.config import load_contract, load_policy
 from fedsql.errors import ConfigError, Error
 from fedsql.privacy.accounting import micro_to_epsilon
 from fedsql.privacy.ledger import Ledger, LedgerEntry
 from fedsql.silo.policy_checks import BudgetStatus, budget_status
-
-FORMATS = ("table", "csv", "json")
-
-
-def _time(at_ms: int) -> str:
-    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _open_ledger(path: Path) -> Ledger:
@@ -46,28 +35,6 @@ def _load_policy(policy: Path, contract: Path | None) -> SiloPolicy:
     return load_policy(policy, load_contract(contract))
 
 
-def _emit(rows: list[dict[str, str]], fmt: str, title: str) -> None:
-    if fmt == "json":
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        typer.echo(out.getvalue(), nl=False)
-        return
-    table = Table(title=title)
-    for column in rows[0] if rows else ("analyst",):
-        table.add_column(
-            column, justify="left" if column in ("analyst", "qid", "plan") else "right"
-        )
-    for row in rows:
-        table.add_row(*(Text(value) for value in row.values()))
-    Console().print(table)
-
-
 def _status_row(status: BudgetStatus, last_ms: int | None) -> dict[str, str]:
     return {
         "analyst": status.analyst,
@@ -75,7 +42,7 @@ def _status_row(status: BudgetStatus, last_ms: int | None) -> dict[str, str]:
         "spent": micro_to_epsilon(status.spent),
         "budget": micro_to_epsilon(status.budget),
         "left": micro_to_epsilon(status.left),
-        "last charge": "" if last_ms is None else _time(last_ms),
+        "last charge": "" if last_ms is None else utc_time(last_ms),
     }
 
 
@@ -88,7 +55,7 @@ def _spent_rows(entries: list[LedgerEntry]) -> list[dict[str, str]]:
             "analyst": analyst,
             "queries": str(len(charges)),
             "spent": micro_to_epsilon(sum(c.micro for c in charges)),
-            "last charge": _time(charges[-1].at_ms),
+            "last charge": utc_time(charges[-1].at_ms),
         }
         for analyst, charges in sorted(by_analyst.items())
     ]
@@ -96,8 +63,13 @@ def _spent_rows(entries: list[LedgerEntry]) -> list[dict[str, str]]:
 
 def budget(
     ledger: Annotated[
-        Path, typer.Option("--ledger", help="A silo's budget ledger (SQLite).", dir_okay=False)
-    ],
+        Path | None,
+        typer.Option(
+            "--ledger",
+            help="Operators: a silo's budget ledger (SQLite). Without it, ask the hub (analysts).",
+            dir_okay=False,
+        ),
+    ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
@@ -113,18 +85,28 @@ def budget(
         ),
     ] = None,
     analyst: Annotated[
-        str | None, typer.Option("--analyst", help="Only this analyst, charge by charge.")
+        str | None,
+        typer.Option(
+            "--analyst",
+            help="With --ledger: only this analyst, charge by charge. Without: who you are.",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    hub: HubOption = None,
+    profile: ProfileOption = None,
 ) -> None:
-    """Show what each analyst has spent at a clinic, and with its policy what is left.
+    """Show an analyst what is left at each clinic, or an operator what each analyst spent.
 
-    Reads the clinic's ledger; amounts are exact (the ledger counts micro-epsilon). With a
-    renewal period, spent counts the current window. Analysts see what is left at every
-    clinic in the report of each query they run.
+    Without --ledger (analysts): the hub asks every connected clinic for your figures from its
+    own ledger; a clinic that does not answer in time is shown without figures. With --ledger
+    (operators): reads the clinic's ledger, and with its policy what is left. Amounts are exact
+    (ledgers count micro-epsilon); with a renewal period, spent counts the current window.
     """
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if ledger is None:
+        _analyst_view(hub, profile, analyst, fmt)
+        return
     now_ms = time.time_ns() // 1_000_000
     try:
         book = _open_ledger(ledger)
@@ -135,14 +117,14 @@ def budget(
     if analyst is not None:
         rows = [
             {
-                "time (UTC)": _time(e.at_ms),
+                "time (UTC)": utc_time(e.at_ms),
                 "qid": e.qid,
                 "epsilon": micro_to_epsilon(e.micro),
                 "plan": e.note,
             }
             for e in entries
         ]
-        _emit(rows, fmt, f"charges of {analyst}")
+        emit_rows(rows, fmt, f"charges of {analyst}")
         if the_policy is not None and fmt == "table":
             status = budget_status(the_policy, analyst, book, now_ms)
             window = (
@@ -157,7 +139,7 @@ def budget(
             )
         return
     if the_policy is None:
-        _emit(_spent_rows(entries), fmt, "spent per analyst (pass --policy for budgets)")
+        emit_rows(_spent_rows(entries), fmt, "spent per analyst (pass --policy for budgets)")
         return
     last: dict[str, int] = {}
     for entry in entries:
@@ -171,7 +153,30 @@ def budget(
         else f"budgets at {the_policy.silo_id} (per {days} days; spent counts the last {days} "
         f"days; default {the_policy.budget_epsilon:g})"
     )
-    _emit(rows, fmt, title)
+    emit_rows(rows, fmt, title)
+
+
+def _analyst_view(hub: str | None, profile: str | None, analyst: str | None, fmt: str) -> None:
+    from fedsql.cli import exits
+    from fedsql.dbapi import connect
+
+    try:
+        with connect(hub, profile=profile, analyst=analyst) as conn:
+            reply = conn.budget()
+    except Error as exc:
+        exits.fail(exc)  # the exit codes of `fedsql query` (5: hub unreachable)
+    rows = [
+        {
+            "clinic": c.silo_id,
+            "spent": c.spent if c.reported else "",
+            "budget": c.budget if c.reported else "",
+            "left": c.left if c.reported else "",
+            "queries": str(c.queries) if c.reported else "",
+            "answered": "yes" if c.reported else "no answer in time",
+        }
+        for c in reply.clinics
+    ]
+    emit_rows(rows, fmt, f"budget of {reply.analyst} in {reply.fed_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,7 @@ def serve(
                 key_path=cfg.key,
                 authority_public=read_public(cfg.authority),
                 audit_path=cfg.audit,
+                round_timeout_s=cfg.round_timeout_s,
             )
         )
         serve_hub(hub, cfg.listen, port_file=port_file, credentials=credentials)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from fedsql.cli.approval import add_commands
 from fedsql.cli.authority import read_public
 from fedsql.cli.failure import fail
 from fedsql.config import PolicySource, load_contract
@@ -112,6 +113,9 @@ def refresh(
         typer.echo(outcome.message, err=True)
         raise typer.Exit(1)
     typer.echo(f"{outcome.message} in {outcome.seconds:.2f} s")
+
+
+add_commands(silo_app)
 
 
 def register(app: typer.Typer) -> None:

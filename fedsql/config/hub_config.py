@@ -11,6 +11,8 @@
     tls = "tls/hub"                  # the hub's mTLS identity folder (fedsql ca issue hub NAME)
     audit = "hub.audit.log"          # the hub's signed, hash-chained audit log (this default)
     insecure_local = false           # without tls: plaintext on loopback only, for experiments
+    round_timeout_s = 60             # how long each secure-aggregation round waits for silos
+                                     # (and so how long an operator has to approve a held query)
 
 Relative paths are resolved against the file's folder.
 """
@@ -26,7 +28,17 @@ from pathlib import Path
 from fedsql.errors import ConfigError
 
 HUB_KEYS = frozenset(
-    {"listen", "contract", "roster", "key", "authority", "tls", "audit", "insecure_local"}
+    {
+        "listen",
+        "contract",
+        "roster",
+        "key",
+        "authority",
+        "tls",
+        "audit",
+        "insecure_local",
+        "round_timeout_s",
+    }
 )
 
 
@@ -42,6 +54,7 @@ class HubConfig:
     tls: Path | None = None
     insecure_local: bool = False
     audit: Path | None = None
+    round_timeout_s: float = 60.0
 
 
 def is_loopback(address: str) -> bool:
@@ -89,6 +102,13 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
     audit = hub.get("audit", "hub.audit.log")
     if not isinstance(audit, str) or not audit:
         problems.append(("hub.audit", "must be the path of the hub's audit log"))
+    timeout = hub.get("round_timeout_s", 60.0)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= 86400
+    ):
+        problems.append(("hub.round_timeout_s", "must be a number of seconds in (0, 86400]"))
     tls = hub.get("tls")
     if tls is not None and (not isinstance(tls, str) or not tls):
         problems.append(("hub.tls", "must be the path of the hub's TLS identity folder"))
@@ -121,6 +141,7 @@ def load_hub_config(path: str | os.PathLike[str]) -> HubConfig:
         tls=resolve(tls) if isinstance(tls, str) else None,
         insecure_local=bool(insecure),
         audit=resolve(str(audit)),
+        round_timeout_s=float(timeout),
     )
     if config.insecure_local and not is_loopback(config.listen):
         raise ConfigError(

@@ -10,7 +10,7 @@ from fedsql import errors
 from fedsql.dbapi.profiles import DEMO, Endpoint, resolve
 from fedsql.errors import InterfaceError
 from fedsql.transport.client import AnalystClient
-from fedsql.transport.messages import CatalogReply, CatalogTable
+from fedsql.transport.messages import BudgetReply, CatalogReply, CatalogTable
 from fedsql.transport.tls import channel_credentials, read_identity
 
 if TYPE_CHECKING:
@@ -85,6 +85,17 @@ class Connection:
             fedsql.errors.OperationalError: The hub cannot be reached.
         """
         return self.client.catalog()
+
+    def budget(self) -> BudgetReply:
+        """What this connection's analyst has spent and has left at each connected clinic.
+
+        Each clinic answers from its own ledger (exact decimal epsilon strings); a clinic that
+        does not answer in time has ``reported`` False and no figures.
+
+        Raises:
+            fedsql.errors.OperationalError: The hub cannot be reached.
+        """
+        return self.client.budget(self.analyst)
 
     def table(self, name: str) -> CatalogTable | None:
         """One queryable table of :meth:`catalog` by name (case-insensitive), or None."""

@@ -64,7 +64,9 @@ class LoopbackDeployment:
         self.n_min = n_min
         self.c_max = c_max
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.silos: dict[str, subprocess.Popen[bytes]] = {}
         self.target = ""
+        self._contract_path: Path | None = None
 
     def _contract(self) -> Path:
         text = (demo_files() / "contract.toml").read_text()
@@ -74,15 +76,53 @@ class LoopbackDeployment:
         path.write_text(text)
         return path
 
-    def _spawn(self, name: str, *args: str) -> None:
-        out = (self.root / f"{name}.log").open("wb")
-        self.procs.append(
-            subprocess.Popen(
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.root / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "fedsql.cli.app", *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        )
+        self.procs.append(proc)
+        return proc
+
+    def start_silo(self, clinic: str) -> None:
+        """Start (or restart) one clinic's silo process; it dials the hub by itself."""
+        root, contract = self.root, self._contract_path
+        assert contract is not None and self.target, "start the deployment first"
+        self.silos[clinic] = self._spawn(
+            clinic, "silo", "serve", "--policy", str(root / f"{clinic}.toml"),
+            "--contract", str(contract), "--hub", self.target, "--state", str(root / clinic),
+            "--authority", str(root / "authority" / "authority.pub"),
+            "--tls", str(root / f"tls-{clinic}"), "--hub-name", "hub",
+        )  # fmt: skip
+
+    def kill_silo(self, clinic: str) -> None:
+        """SIGKILL one clinic's silo process (no clean-up at all) and reap it."""
+        proc = self.silos.pop(clinic)
+        proc.kill()
+        proc.wait(timeout=30)
+        self.procs.remove(proc)
+
+    def wait_connected(self, count: int, timeout_s: float = 60.0) -> None:
+        """Wait until ``count`` silos are connected to the hub.
+
+        Raises:
+            OperationalError: They were not, in time.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self.client() as client:
+            while True:
+                try:
+                    if len(client.status().silos) == count:
+                        return
+                except Error:
+                    pass
+                if time.monotonic() > deadline:
+                    raise OperationalError(
+                        f"{count} silos did not connect in time; see {self.root}/*.log"
+                    )
+                time.sleep(0.05)
 
     def start(self, timeout_s: float = 60.0) -> LoopbackDeployment:
         """Create the CA, enrol everyone, start the hub and the silos, wait until all joined.
@@ -91,7 +131,7 @@ class LoopbackDeployment:
             OperationalError: A step failed or the silos did not join in time.
         """
         root, data = self.root, ensure_demo_data()
-        contract = self._contract()
+        contract = self._contract_path = self._contract()
         fedsql_command("ca", "init", str(root / "ca"))
         fedsql_command("ca", "issue", "hub", "hub", "--ca", str(root / "ca"),
                        "--out", str(root / "tls-hub"))  # fmt: skip
@@ -130,22 +170,8 @@ class LoopbackDeployment:
             time.sleep(0.05)
         self.target = f"127.0.0.1:{port_file.read_text().strip()}"
         for clinic in self.clinics:
-            self._spawn(
-                clinic, "silo", "serve", "--policy", str(root / f"{clinic}.toml"),
-                "--contract", str(contract), "--hub", self.target, "--state", str(root / clinic),
-                "--authority", str(root / "authority" / "authority.pub"),
-                "--tls", str(root / f"tls-{clinic}"), "--hub-name", "hub",
-            )  # fmt: skip
-        with self.client() as client:
-            while True:
-                try:
-                    if len(client.status().silos) == len(self.clinics):
-                        break
-                except Error:
-                    pass
-                if time.monotonic() > deadline:
-                    raise OperationalError(f"the silos did not join in time; see {root}/*.log")
-                time.sleep(0.1)
+            self.start_silo(clinic)
+        self.wait_connected(len(self.clinics), max(deadline - time.monotonic(), 1.0))
         (root / "profiles.toml").write_text(
             f'[default]\nhub = "{self.target}"\ntls = "tls-analyst"\nserver_name = "hub"\n'
         )
@@ -171,6 +197,7 @@ class LoopbackDeployment:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.procs.clear()
+        self.silos.clear()
 
     def __enter__(self) -> LoopbackDeployment:
         """Start on entry."""

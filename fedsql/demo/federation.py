@@ -10,14 +10,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from fedsql.catalog import SiloPolicy
+from fedsql.audit import AuditLog
 from fedsql.config.contract import load_contract
 from fedsql.config.policy import load_policy
 from fedsql.demo.generator import demo_files, ensure_demo_data
 from fedsql.errors import ConfigError
 from fedsql.hub.coordinator import Hub
 from fedsql.secagg.enrolment import SiloCredentials, build_roster
-from fedsql.secagg.identity import IdentityKey
+from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.roster import Authority
 from fedsql.silo.agent import SiloAgent
 from fedsql.transport.server import RunningServer, start_hub_server
@@ -43,7 +43,9 @@ class DemoFederation:
         testing: bool = False,
         silos: tuple[str, ...] | None = None,
         policy_overrides: Mapping[str, Any] | None = None,
-        replace_policies: Mapping[str, SiloPolicy] | None = None,
+        silo_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        round_timeout_s: float = 60.0,
+        hub_audit: bool = False,
     ) -> None:
         """Generate (or reuse) the demo data and start everything.
 
@@ -55,8 +57,11 @@ class DemoFederation:
             silos: Start only these clinics (default: all four).
             policy_overrides: Policy fields to replace in every clinic's policy (for tests, e.g.
                 ``{"budget_epsilon": 1000.0}``).
-            replace_policies: Policies replacing some clinics' demo policies (by silo id), e.g.
-                a clinic served from PostgreSQL; ``policy_overrides`` apply to them too.
+            silo_overrides: Policy fields to replace in one clinic's policy, by silo id (e.g.
+                ``{"mumbai": {"approval": "manual"}}``); applied after ``policy_overrides``.
+            round_timeout_s: How long the hub waits in each secure-aggregation round (and so
+                how long a clinic's operator has to decide a held query).
+            hub_audit: Give the hub a signed audit log, ``hub.audit.log`` in ``state_dir``.
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")
@@ -73,10 +78,10 @@ class DemoFederation:
             if policy_file.name == "contract.toml":
                 continue
             policy = load_policy(policy_file, self.contract)
-            if replace_policies and policy.silo_id in replace_policies:
-                policy = replace_policies[policy.silo_id]
             if policy_overrides:
                 policy = dataclasses.replace(policy, **policy_overrides)
+            if silo_overrides and policy.silo_id in silo_overrides:
+                policy = dataclasses.replace(policy, **silo_overrides[policy.silo_id])
             policies.append(policy)
         # Enrolment, done in memory for the demo: every clinic makes its keys, the authority
         # (not the hub) signs the roster, and each silo pins the authority's key.
@@ -92,7 +97,19 @@ class DemoFederation:
                 [c.request for c in self.credentials.values()],
             )
         )
-        self.hub = Hub(self.contract, noise=noise, roster=self.roster, coordinator=coordinator)
+        self.hub_audit: AuditLog | None = None
+        if hub_audit:
+            self.hub_audit = AuditLog(
+                self.state_dir / "hub.audit.log", coordinator, verify_signature, log_id="hub"
+            )
+        self.hub = Hub(
+            self.contract,
+            noise=noise,
+            roster=self.roster,
+            coordinator=coordinator,
+            round_timeout_s=round_timeout_s,
+            audit=self.hub_audit,
+        )
         self.server: RunningServer = start_hub_server(self.hub, "127.0.0.1:0")
         self.target = f"127.0.0.1:{self.server.port}"
         self.silos: dict[str, SiloAgent] = {}
@@ -147,6 +164,8 @@ class DemoFederation:
             agent.close()
         self.silos.clear()
         self.server.stop(0)
+        if self.hub_audit is not None:
+            self.hub_audit.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

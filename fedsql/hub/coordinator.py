@@ -17,6 +17,7 @@ from fedsql.errors import (
     ProtocolError,
     QuorumNotMet,
 )
+from fedsql.hub.budget_inquiry import BudgetInquiries
 from fedsql.hub.finalize import finalize_engine
 from fedsql.hub.planning import (
     Prepared,
@@ -48,6 +49,9 @@ from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetReply,
+    BudgetReport,
+    BudgetRequest,
     CatalogColumn,
     CatalogReply,
     CatalogTable,
@@ -55,6 +59,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Refusal,
@@ -145,6 +150,7 @@ class Hub:
         self.contract = contract
         self.noise = noise
         self.round_timeout_s = round_timeout_s
+        self._budgets = BudgetInquiries()
         self.registry = Registry(contract.federation_id, contract.fingerprint)
         self._roster_lock = threading.Lock()
         self._runs: dict[bytes, QueryRun] = {}
@@ -209,6 +215,9 @@ class Hub:
         self.registry.touch(silo_id)
         if isinstance(msg, Heartbeat):
             return
+        if isinstance(msg, BudgetReport):
+            self._budgets.report(silo_id, msg)
+            return
         qid = getattr(msg, "qid", None)
         if getattr(msg, "silo_id", silo_id) != silo_id:
             log.warning("silo %s sent a message in another silo's name; dropped", silo_id)
@@ -219,6 +228,8 @@ class Hub:
             return
         if isinstance(msg, Accepted):
             run.accepted(msg)
+        elif isinstance(msg, Held):
+            run.held(msg)
         elif isinstance(msg, Refusal):
             run.refused(msg)
         elif isinstance(msg, MaskedUpload):
@@ -384,6 +395,15 @@ class Hub:
             raise result
         yield result
 
+    def budget(self, req: BudgetRequest) -> BudgetReply:
+        """What an analyst has spent and has left at each connected clinic, from its ledger."""
+        with self._roster_lock:
+            _, silos = self.registry.snapshot()
+        clinics = self._budgets.ask(req.analyst, ((s.silo_id, s.channel) for s in silos))
+        return BudgetReply(
+            fed_id=self.contract.federation_id, analyst=req.analyst, clinics=tuple(clinics)
+        )
+
     def catalog(self) -> CatalogReply:
         """The tables and columns every connected silo shares, typed as the contract declares."""
         with self._roster_lock:
@@ -438,7 +458,7 @@ class Hub:
             plan_hash=plan.plan_hash,
             sql=req.sql,
             params_json=req.params_json,
-            deadline_ms=now_ms() + int(2 * self.round_timeout_s * 1000),
+            deadline_ms=now_ms() + int(self.round_timeout_s * 1000),
         )
 
     def _run(
@@ -494,6 +514,14 @@ class Hub:
         finally:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
+        run.mark_timeouts()
+        # Who is in the release, and why each other cohort member is not.
+        absent = "".join(
+            f"; {silo_id} {out.status}: {out.reason}" if out.reason else f"; {silo_id} {out.status}"
+            for silo_id, out in sorted(run.outcomes.items())
+            if silo_id not in survivors
+        )
+        accounting = f"answered by {', '.join(survivors)}{absent}"
         reply = build_reply(
             self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
         )
@@ -504,6 +532,7 @@ class Hub:
             plan_hash=prepared.plan.plan_hash,
             epsilon_micro=epsilon_to_micro(prepared.epsilon),
             release_digest=release_digest(reply.result_ipc),
+            reason=accounting,
         )
         return reply
 

@@ -6,7 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from fedsql.transport.messages import Accepted, MaskedUpload, Refusal, UnmaskResponse
+from fedsql.transport.messages import Accepted, Held, MaskedUpload, Refusal, UnmaskResponse
+
+#: Why a silo whose operator never decided a held query counts as not participating.
+NOT_DECIDED = "the clinic's operator did not decide before the deadline"
 
 
 @dataclass
@@ -42,7 +45,17 @@ class QueryRun:
             out = self.outcomes.get(msg.silo_id)
             if out is not None:
                 out.status = "running"
+                out.reason = ""
                 out.budget_remaining = msg.budget_remaining
+            self.cond.notify_all()
+
+    def held(self, msg: Held) -> None:
+        """A silo holds the query for its operator's approval."""
+        with self.cond:
+            out = self.outcomes.get(msg.silo_id)
+            if out is not None and out.status == "waiting":
+                out.status = "approval"
+                out.reason = msg.reason
             self.cond.notify_all()
 
     def refused(self, msg: Refusal) -> None:
@@ -113,6 +126,9 @@ class QueryRun:
         """Members that never finished count as dropped."""
         with self.cond:
             for out in self.outcomes.values():
-                if out.status in ("waiting", "running", "uploaded"):
+                if out.status == "approval":
+                    out.status = "dropped"
+                    out.reason = NOT_DECIDED
+                elif out.status in ("waiting", "running", "uploaded"):
                     out.status = "dropped"
                     out.reason = out.reason or "no answer before the deadline"

@@ -29,6 +29,7 @@ class HubFiles:
     key_path: Path
     authority_public: bytes
     audit_path: Path | None = None
+    round_timeout_s: float = 60.0
 
 
 def load_signed_roster(hub_files: HubFiles) -> tuple[Hub, IdentityKey]:
@@ -52,7 +53,14 @@ def load_signed_roster(hub_files: HubFiles) -> tuple[Hub, IdentityKey]:
     audit = None
     if hub_files.audit_path is not None:
         audit = AuditLog(hub_files.audit_path, key, verify_signature, log_id="hub")
-    return Hub(hub_files.contract, roster=roster, coordinator=key, audit=audit), key
+    hub = Hub(
+        hub_files.contract,
+        roster=roster,
+        coordinator=key,
+        audit=audit,
+        round_timeout_s=hub_files.round_timeout_s,
+    )
+    return hub, key
 
 
 def serve_hub(

@@ -17,7 +17,7 @@ import numpy as np
 from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract, SiloPolicy
 from fedsql.config.policy_watch import PolicySource
-from fedsql.errors import BudgetExhausted, ConfigError, Error, ProtocolError
+from fedsql.errors import BudgetExhausted, ConfigError, Error, ProtocolError, QueryRejected
 from fedsql.privacy.accounting import micro_to_epsilon
 from fedsql.privacy.ledger import Ledger
 from fedsql.privacy.noise import sample_discrete_gaussian
@@ -28,8 +28,15 @@ from fedsql.secagg.identity import IdentityKey, verify_signature
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
+from fedsql.silo.approvals import ApprovalQueue
 from fedsql.silo.guard import Admission, admit
-from fedsql.silo.policy_checks import budget_limit_micro, check_policy, policy_for_query
+from fedsql.silo.holding import Decision, Holding
+from fedsql.silo.policy_checks import (
+    budget_limit_micro,
+    budget_status,
+    check_policy,
+    policy_for_query,
+)
 from fedsql.silo.rate_limit import RateLimiter
 from fedsql.silo.source_engines import QueryEngine, open_engine
 from fedsql.silo.translate import (
@@ -47,6 +54,9 @@ from fedsql.transport.client import HubConnection, connect_to_hub
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReport,
+    Held,
     Hello,
     HubToSilo,
     QueryRequest,
@@ -57,6 +67,9 @@ from fedsql.transport.messages import (
 from fedsql.version import __version__
 
 log = logging.getLogger(__name__)
+
+#: What the hub shows for a clinic holding a query for its operator.
+WAITING_FOR_OPERATOR = "waiting for the clinic's operator to approve the query"
 
 
 @dataclass
@@ -156,6 +169,9 @@ class SiloAgent:
             verify_signature,
             log_id=f"silo:{self.silo_id}",
         )
+        self.approvals = ApprovalQueue(state / f"{self.silo_id}.approvals.sqlite")
+        self.approvals.abandon(_now_ms(), "the silo restarted before the query ran")
+        self.holding = Holding(self.approvals, self._on_decision)
         self.stats = SiloStats()
         self._on_executed = on_executed
         self._roster: Roster | None = None
@@ -280,6 +296,7 @@ class SiloAgent:
         """Close the stream, the workers, the engine and the silo's stores."""
         if self._conn is not None:
             self._conn.close()
+        self.holding.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
         self.rates.close()
@@ -294,7 +311,11 @@ class SiloAgent:
             self._pool.submit(self._guarded, self._on_query, msg)
         elif isinstance(msg, UnmaskRequest):
             self._pool.submit(self._guarded, self._on_unmask, msg)
+        elif isinstance(msg, BudgetQuery):
+            self._pool.submit(self._guarded, self._on_budget_query, msg)
         elif isinstance(msg, Abort) and self._session is not None:
+            if self.holding.drop(msg.qid, "the hub aborted the query"):
+                log.info("silo %s: the hub aborted a held query", self.silo_id)
             try:
                 self._session.receive_abort(abort_from_message(msg))
             except ProtocolError as exc:
@@ -384,18 +405,78 @@ class SiloAgent:
         if self.silo_id not in request.cohort:
             return
         policy: SiloPolicy | None = None
-        descriptor = descriptor_from_request(request)
         try:
             policy = self.current_policy()
-            admission = admit(request, self.contract, policy, testing=self.testing)
-            check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
-            sql = self._partial_sql(admission)
-            self.engine.bind(sql, _salted(sql, 0))
+            admission = self._admit(request, policy)
             self.rates.check_and_record(request.analyst, time.time(), policy.rate_limit)
-            session.accept(descriptor)
+            session.accept(descriptor_from_request(request))
+            if policy.approval == "manual":
+                self.holding.hold(request, admission.plan.plan_hash, admission.epsilon_micro)
         except Error as exc:
             self._refuse(request, type(exc).__name__, str(exc), policy)
             return
+        if policy.approval == "manual":
+            self._record(request, "request", decision="held", epsilon_micro=admission.epsilon_micro)
+            self._send(Held(qid=request.qid, silo_id=self.silo_id, reason=WAITING_FOR_OPERATOR))
+            return
+        self._charge_and_release(request, admission, policy)
+
+    def _admit(self, request: QueryRequest, policy: SiloPolicy) -> Admission:
+        """Every check of a query under ``policy``, before any data is touched."""
+        admission = admit(request, self.contract, policy, testing=self.testing)
+        check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
+        sql = self._partial_sql(admission)
+        self.engine.bind(sql, _salted(sql, 0))
+        return admission
+
+    def _on_decision(self, decision: Decision) -> None:
+        """The operator decided a held query, or its deadline passed (watcher thread)."""
+        request, held = decision.request, decision.held
+        session = self._session
+        if decision.outcome == "approved":
+            self._record(request, "request", decision="approved", reason=held.operator)
+            self._pool.submit(self._guarded, self._run_approved, request)
+            return
+        if session is not None:
+            session.abort(request.qid)
+        if decision.outcome == "denied":
+            self._record(request, "request", decision="denied", reason=held.reason)
+            self._send(
+                Refusal(
+                    qid=request.qid,
+                    silo_id=self.silo_id,
+                    code="Denied",
+                    reason=f"the clinic's operator denied the query: {held.reason}",
+                )
+            )
+        elif decision.outcome == "expired":
+            self._record(request, "request", decision="expired", reason=held.reason)
+
+    def _run_approved(self, request: object) -> None:
+        """Run an approved query, checked again under the policy in force now."""
+        assert isinstance(request, QueryRequest)
+        session = self._session
+        policy: SiloPolicy | None = None
+        try:
+            policy = self.current_policy()
+            if policy.approval == "deny":
+                raise QueryRejected(
+                    "this clinic currently refuses all queries (approval mode deny)"
+                )
+            admission = self._admit(request, policy)
+        except Error as exc:
+            if session is not None:
+                session.abort(request.qid)
+            self._refuse(request, type(exc).__name__, str(exc), policy)
+            return
+        self._charge_and_release(request, admission, policy)
+
+    def _charge_and_release(
+        self, request: QueryRequest, admission: Admission, policy: SiloPolicy
+    ) -> None:
+        """Debit the ledger durably, then compute, noise, mask and upload."""
+        session = self._session
+        assert session is not None
         budget = budget_limit_micro(policy, request.analyst, self.ledger, _now_ms())
         try:
             left = self.ledger.charge(
@@ -414,6 +495,7 @@ class SiloAgent:
         self._send(
             Accepted(qid=request.qid, silo_id=self.silo_id, budget_remaining=micro_to_epsilon(left))
         )
+        descriptor = descriptor_from_request(request)
         try:
             vector = self._compute(admission, request, policy)
             upload = session.upload(descriptor, vector)
@@ -459,6 +541,27 @@ class SiloAgent:
                 )
         del values
         return encoded
+
+    def _on_budget_query(self, msg: object) -> None:
+        """Tell the hub an analyst's figures from this clinic's ledger (nothing if the policy is
+        invalid: the clinic answers nothing then)."""
+        assert isinstance(msg, BudgetQuery)
+        try:
+            status = budget_status(self.current_policy(), msg.analyst, self.ledger, _now_ms())
+        except Error as exc:
+            log.warning("silo %s did not answer a budget inquiry: %s", self.silo_id, exc)
+            return
+        self._send(
+            BudgetReport(
+                request_id=msg.request_id,
+                silo_id=self.silo_id,
+                analyst=msg.analyst,
+                spent=micro_to_epsilon(status.spent),
+                budget=micro_to_epsilon(status.budget),
+                left=micro_to_epsilon(status.left),
+                queries=status.queries,
+            )
+        )
 
     def _on_unmask(self, msg: object) -> None:
         assert isinstance(msg, UnmaskRequest)

@@ -335,3 +335,47 @@ class ApprovalQueue:
             dataclasses.replace(_row(r), state="expired", decided_ms=now_ms, reason=reason)
             for r in rows
         ]
+
+    def expire_query(self, qid: str, now_ms: int, reason: str) -> HeldQuery | None:
+        """Expire one query still waiting to run (pending, or approved but not yet claimed).
+
+        Args:
+            qid: The query id (hex).
+            now_ms: Now, Unix milliseconds.
+            reason: Why (its deadline passed, the hub aborted it, ...).
+
+        Returns:
+            The expired query, or None when it was not waiting (decided, running or unknown).
+        """
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE held SET state = 'expired', decided_ms = COALESCE(decided_ms, ?), "
+                "reason = ? WHERE qid = ? AND state IN ('pending', 'approved')",
+                (now_ms, _text(reason, "reason"), qid),
+            ).rowcount
+            row = conn.execute(f"SELECT {_COLUMNS} FROM held WHERE qid = ?", (qid,)).fetchone()
+        return _row(row) if changed and row is not None else None
+
+    def abandon(self, now_ms: int, reason: str) -> list[HeldQuery]:
+        """Expire every query still waiting to run, e.g. when the silo starts again.
+
+        A held query lives in the silo's secure-aggregation state for one run of the agent; after
+        a restart it can no longer take part, so it must not wait for a decision that cannot act.
+
+        Args:
+            now_ms: Now, Unix milliseconds.
+            reason: Why.
+
+        Returns:
+            The queries expired by this call.
+        """
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM held WHERE state IN ('pending', 'approved') ORDER BY seq"
+            ).fetchall()
+            conn.execute(
+                "UPDATE held SET state = 'expired', decided_ms = COALESCE(decided_ms, ?), "
+                "reason = ? WHERE state IN ('pending', 'approved')",
+                (now_ms, _text(reason, "reason")),
+            )
+        return [dataclasses.replace(_row(r), state="expired", reason=reason) for r in rows]

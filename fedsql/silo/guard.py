@@ -93,8 +93,6 @@ def admit(
         raise ProtocolError("the request is for another federation")
     if policy.approval == "deny":
         raise QueryRejected("this clinic currently refuses all queries (approval mode deny)")
-    if policy.approval == "manual":
-        raise QueryRejected("this clinic approves queries by hand, which this silo cannot do yet")
     plan = plan_cached(request.sql, request.params_json, contract, policy.shared)
     if plan.plan_hash != request.plan_hash:
         raise ProtocolError("the hub's plan differs from the plan this silo compiled; refusing")

@@ -31,6 +31,8 @@ from fedsql.transport.envelope import unwrap_hub_message, wrap_silo_message
 from fedsql.transport.grpc_options import client_options
 from fedsql.transport.interfaces import AnalystConnection, HubConnection
 from fedsql.transport.messages import (
+    BudgetReply,
+    BudgetRequest,
     CatalogReply,
     CatalogRequest,
     ExecuteProgress,
@@ -384,6 +386,23 @@ class AnalystClient:
         """
         reply = self._call(self._stub.Status, to_proto(StatusRequest()), timeout_s)
         return cast(StatusReply, from_proto(reply))
+
+    def budget(self, analyst: str, *, timeout_s: float | None = None) -> BudgetReply:
+        """Ask what ``analyst`` has spent and has left at each connected clinic.
+
+        Args:
+            analyst: Whose budget (under mTLS, only the certificate's own analyst).
+            timeout_s: Deadline of this call; the client's default when None.
+
+        Returns:
+            The hub's reply, one entry per connected clinic.
+
+        Raises:
+            fedsql.errors.Error: As :meth:`execute`.
+        """
+        request = to_proto(BudgetRequest(analyst=analyst))
+        reply = self._call(self._stub.Budget, request, timeout_s)
+        return cast(BudgetReply, from_proto(reply))
 
     def catalog(self, *, timeout_s: float | None = None) -> CatalogReply:
         """Ask which tables and columns can be queried (those every connected silo shares).

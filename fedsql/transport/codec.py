@@ -18,10 +18,15 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReply,
+    BudgetReport,
+    BudgetRequest,
     CatalogColumn,
     CatalogReply,
     CatalogRequest,
     CatalogTable,
+    ClinicBudget,
     ConnectedSilo,
     EncodingEntry,
     EpochKeyInfo,
@@ -29,6 +34,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Message,
@@ -125,6 +131,10 @@ def _refusal_pb(m: Refusal) -> pb.Refusal:
         reason=m.reason,
         budget_remaining=m.budget_remaining,
     )
+
+
+def _held_pb(m: Held) -> pb.Held:
+    return pb.Held(qid=m.qid, silo_id=m.silo_id, reason=m.reason)
 
 
 def _accepted_pb(m: Accepted) -> pb.Accepted:
@@ -287,12 +297,51 @@ def _status_reply_pb(m: StatusReply) -> pb.StatusReply:
     )
 
 
+def _budget_report_pb(m: BudgetReport) -> pb.BudgetReport:
+    return pb.BudgetReport(
+        request_id=m.request_id,
+        silo_id=m.silo_id,
+        analyst=m.analyst,
+        spent=m.spent,
+        budget=m.budget,
+        left=m.left,
+        queries=m.queries,
+    )
+
+
+def _budget_query_pb(m: BudgetQuery) -> pb.BudgetQuery:
+    return pb.BudgetQuery(request_id=m.request_id, analyst=m.analyst)
+
+
+def _budget_request_pb(m: BudgetRequest) -> pb.BudgetRequest:
+    return pb.BudgetRequest(analyst=m.analyst)
+
+
+def _budget_reply_pb(m: BudgetReply) -> pb.BudgetReply:
+    return pb.BudgetReply(
+        fed_id=m.fed_id,
+        analyst=m.analyst,
+        clinics=[
+            pb.ClinicBudget(
+                silo_id=c.silo_id,
+                reported=c.reported,
+                spent=c.spent,
+                budget=c.budget,
+                left=c.left,
+                queries=c.queries,
+            )
+            for c in m.clinics
+        ],
+    )
+
+
 _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     Hello: _hello_pb,
     MaskedUpload: _masked_upload_pb,
     UnmaskResponse: _unmask_response_pb,
     Refusal: _refusal_pb,
     Accepted: _accepted_pb,
+    Held: _held_pb,
     Heartbeat: _heartbeat_pb,
     Welcome: _welcome_pb,
     QueryRequest: _query_request_pb,
@@ -305,6 +354,10 @@ _TO_PROTO: dict[type[Any], Callable[[Any], ProtoMessage]] = {
     ExecuteProgress: _execute_progress_pb,
     CatalogRequest: _catalog_request_pb,
     CatalogReply: _catalog_reply_pb,
+    BudgetReport: _budget_report_pb,
+    BudgetQuery: _budget_query_pb,
+    BudgetRequest: _budget_request_pb,
+    BudgetReply: _budget_reply_pb,
 }
 
 
@@ -384,6 +437,10 @@ def _refusal(p: pb.Refusal) -> Refusal:
         reason=p.reason,
         budget_remaining=p.budget_remaining,
     )
+
+
+def _held(p: pb.Held) -> Held:
+    return Held(qid=p.qid, silo_id=p.silo_id, reason=p.reason)
 
 
 def _accepted(p: pb.Accepted) -> Accepted:
@@ -546,12 +603,51 @@ def _status_reply(p: pb.StatusReply) -> StatusReply:
     )
 
 
+def _budget_report(p: pb.BudgetReport) -> BudgetReport:
+    return BudgetReport(
+        request_id=p.request_id,
+        silo_id=p.silo_id,
+        analyst=p.analyst,
+        spent=p.spent,
+        budget=p.budget,
+        left=p.left,
+        queries=p.queries,
+    )
+
+
+def _budget_query(p: pb.BudgetQuery) -> BudgetQuery:
+    return BudgetQuery(request_id=p.request_id, analyst=p.analyst)
+
+
+def _budget_request(p: pb.BudgetRequest) -> BudgetRequest:
+    return BudgetRequest(analyst=p.analyst)
+
+
+def _budget_reply(p: pb.BudgetReply) -> BudgetReply:
+    return BudgetReply(
+        fed_id=p.fed_id,
+        analyst=p.analyst,
+        clinics=tuple(
+            ClinicBudget(
+                silo_id=c.silo_id,
+                reported=c.reported,
+                spent=c.spent,
+                budget=c.budget,
+                left=c.left,
+                queries=c.queries,
+            )
+            for c in p.clinics
+        ),
+    )
+
+
 _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.Hello: _hello,
     pb.MaskedUpload: _masked_upload,
     pb.UnmaskResponse: _unmask_response,
     pb.Refusal: _refusal,
     pb.Accepted: _accepted,
+    pb.Held: _held,
     pb.Heartbeat: _heartbeat,
     pb.Welcome: _welcome,
     pb.QueryRequest: _query_request,
@@ -564,6 +660,10 @@ _FROM_PROTO: dict[type[Any], Callable[[Any], Message]] = {
     pb.ExecuteProgress: _execute_progress,
     pb.CatalogRequest: _catalog_request,
     pb.CatalogReply: _catalog_reply,
+    pb.BudgetReport: _budget_report,
+    pb.BudgetQuery: _budget_query,
+    pb.BudgetRequest: _budget_request,
+    pb.BudgetReply: _budget_reply,
 }
 
 #: Protobuf class of each transport dataclass: the message of the same name.

@@ -14,7 +14,10 @@ from fedsql.transport.codec import from_proto, parse, to_proto
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReport,
     Heartbeat,
+    Held,
     Hello,
     HubToSilo,
     MaskedUpload,
@@ -45,6 +48,8 @@ _SILO_FIELDS: dict[type[Any], str] = {
     UnmaskResponse: "unmask_response",
     Refusal: "refusal",
     Accepted: "accepted",
+    Held: "held",
+    BudgetReport: "budget_report",
     Heartbeat: "heartbeat",
 }
 _HUB_FIELDS: dict[type[Any], str] = {
@@ -52,6 +57,7 @@ _HUB_FIELDS: dict[type[Any], str] = {
     QueryRequest: "query_request",
     UnmaskRequest: "unmask_request",
     Abort: "abort",
+    BudgetQuery: "budget_query",
 }
 
 

@@ -30,6 +30,8 @@ from typing import Protocol
 
 from fedsql.errors import Error
 from fedsql.transport.messages import (
+    BudgetReply,
+    BudgetRequest,
     CatalogReply,
     ExecuteProgress,
     ExecuteReply,
@@ -113,6 +115,14 @@ class HubHandler(Protocol):
 
     def status(self) -> StatusReply:
         """Which silos are connected.
+
+        Raises:
+            fedsql.errors.Error: Re-raised at the analyst's client as the same class.
+        """
+        ...
+
+    def budget(self, req: BudgetRequest) -> BudgetReply:
+        """What the analyst has spent and has left at each connected clinic.
 
         Raises:
             fedsql.errors.Error: Re-raised at the analyst's client as the same class.
@@ -204,6 +214,14 @@ class AnalystConnection(Protocol):
 
     def status(self, *, timeout_s: float | None = None) -> StatusReply:
         """Which silos are connected.
+
+        Raises:
+            fedsql.errors.Error: As :meth:`execute`.
+        """
+        ...
+
+    def budget(self, analyst: str, *, timeout_s: float | None = None) -> BudgetReply:
+        """What ``analyst`` has spent and has left at each connected clinic.
 
         Raises:
             fedsql.errors.Error: As :meth:`execute`.

@@ -37,6 +37,8 @@ from fedsql.transport.faults import (
 )
 from fedsql.transport.interfaces import AnalystConnection, HubConnection, HubHandler
 from fedsql.transport.messages import (
+    BudgetReply,
+    BudgetRequest,
     ExecuteReply,
     ExecuteRequest,
     Hello,
@@ -266,6 +268,16 @@ class MemoryAnalystClient:
         reply = self._call(lambda handler: handler.status(), timeout_s)
         return from_bytes(StatusReply, _encode_reply(reply, StatusReply))
 
+    def budget(self, analyst: str, *, timeout_s: float | None = None) -> BudgetReply:
+        """Ask what ``analyst`` has spent and has left at each connected clinic.
+
+        Raises:
+            fedsql.errors.Error: As :meth:`execute`.
+        """
+        request = from_bytes(BudgetRequest, to_bytes(BudgetRequest(analyst=analyst)))
+        reply = self._call(lambda handler: handler.budget(request), timeout_s)
+        return from_bytes(BudgetReply, _encode_reply(reply, BudgetReply))
+
     def close(self) -> None:
         """Refuse further calls; idempotent."""
         self._closed = True
@@ -288,7 +300,9 @@ class MemoryAnalystClient:
             raise rebuild_error(describe_error(exc)) from None
 
 
-def _encode_reply(reply: object, expected: type[ExecuteReply] | type[StatusReply]) -> bytes:
+def _encode_reply(
+    reply: object, expected: type[ExecuteReply] | type[StatusReply] | type[BudgetReply]
+) -> bytes:
     try:
         if not isinstance(reply, expected):
             raise ProtocolError(f"the handler returned {type(reply).__name__}")

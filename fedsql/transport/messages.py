@@ -1,7 +1,8 @@
 """The messages hub, silos and analysts exchange, as frozen dataclasses free of protobuf.
 
-Silo -> hub on the stream: :class:`Hello` first, then :class:`Accepted`, :class:`Refusal`,
-:class:`MaskedUpload` (FSA-1 M1), :class:`UnmaskResponse` (M3) and :class:`Heartbeat`.
+Silo -> hub on the stream: :class:`Hello` first, then :class:`Held`, :class:`Accepted`,
+:class:`Refusal`, :class:`MaskedUpload` (FSA-1 M1), :class:`UnmaskResponse` (M3) and
+:class:`Heartbeat`.
 Hub -> silo on the stream: :class:`Welcome` first, then :class:`QueryRequest` (M0),
 :class:`UnmaskRequest` (M2), :class:`Abort` and later :class:`Welcome` s with a new roster.
 Analyst -> hub as unary calls: :class:`ExecuteRequest` -> :class:`ExecuteReply`,
@@ -22,10 +23,15 @@ __all__ = [
     "Abort",
     "Accepted",
     "AnalystMessage",
+    "BudgetQuery",
+    "BudgetReply",
+    "BudgetReport",
+    "BudgetRequest",
     "CatalogColumn",
     "CatalogReply",
     "CatalogRequest",
     "CatalogTable",
+    "ClinicBudget",
     "ConnectedSilo",
     "EncodingEntry",
     "EpochKeyInfo",
@@ -33,6 +39,7 @@ __all__ = [
     "ExecuteReply",
     "ExecuteRequest",
     "Heartbeat",
+    "Held",
     "Hello",
     "HubToSilo",
     "MaskedUpload",
@@ -115,6 +122,32 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Held:
+    """The silo holds query ``qid`` for its operator's approval; ``reason`` is for people.
+
+    An :class:`Accepted` (approved) or a :class:`Refusal` (denied) follows, or nothing when the
+    operator does not decide before the query's deadline: then the silo does not take part.
+    """
+
+    qid: bytes
+    silo_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """A silo's answer to :class:`BudgetQuery`: an analyst's figures from its own ledger."""
+
+    request_id: bytes
+    silo_id: str
+    analyst: str
+    spent: str
+    budget: str
+    left: str
+    queries: int = 0
+
+
+@dataclass(frozen=True)
 class Accepted:
     """The silo admitted query ``qid`` and debited its ledger; the upload follows."""
 
@@ -185,8 +218,9 @@ class QueryRequest:
     """FSA-1 M0: the query descriptor Q sent to each cohort member.
 
     ``encoding`` and ``sigma_loc`` hold one entry per measure; ``cohort`` is sorted;
-    ``rho_charge`` and ``epsilon_charge`` are decimal strings; ``deadline_ms`` is milliseconds
-    since the Unix epoch.
+    ``rho_charge`` and ``epsilon_charge`` are decimal strings; ``deadline_ms`` (milliseconds
+    since the Unix epoch) is when the hub stops waiting for uploads: a silo that holds the query
+    for its operator's approval lets it expire then.
     """
 
     version: int
@@ -338,10 +372,48 @@ class CatalogReply:
     tables: tuple[CatalogTable, ...] = ()
 
 
+@dataclass(frozen=True)
+class BudgetQuery:
+    """The hub asks a silo for ``analyst``'s budget figures (``request_id``: 16 random bytes)."""
+
+    request_id: bytes
+    analyst: str
+
+
+@dataclass(frozen=True)
+class BudgetRequest:
+    """An analyst asks what they have spent and have left at each clinic."""
+
+    analyst: str = ""
+
+
+@dataclass(frozen=True)
+class ClinicBudget:
+    """One clinic's figures for an analyst (decimal epsilon); empty when it did not report."""
+
+    silo_id: str
+    reported: bool = False
+    spent: str = ""
+    budget: str = ""
+    left: str = ""
+    queries: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetReply:
+    """What an analyst has spent and has left at each connected clinic."""
+
+    fed_id: str
+    analyst: str
+    clinics: tuple[ClinicBudget, ...] = ()
+
+
 #: Everything a silo sends on its stream.
-SiloToHub = Hello | MaskedUpload | UnmaskResponse | Refusal | Accepted | Heartbeat
+SiloToHub = (
+    Hello | MaskedUpload | UnmaskResponse | Refusal | Held | Accepted | Heartbeat | BudgetReport
+)
 #: Everything the hub sends on a silo's stream.
-HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort
+HubToSilo = Welcome | QueryRequest | UnmaskRequest | Abort | BudgetQuery
 #: The requests and replies of the analyst's calls.
 AnalystMessage = (
     ExecuteRequest
@@ -351,6 +423,8 @@ AnalystMessage = (
     | StatusReply
     | CatalogRequest
     | CatalogReply
+    | BudgetRequest
+    | BudgetReply
 )
 #: Every top-level message the transport carries.
 Message = SiloToHub | HubToSilo | AnalystMessage

@@ -48,6 +48,8 @@ from fedsql.transport.faults import describe_for_log
 from fedsql.transport.grpc_options import server_options
 from fedsql.transport.interfaces import HubHandler, SiloChannel
 from fedsql.transport.messages import (
+    BudgetReply,
+    BudgetRequest,
     CatalogReply,
     ExecuteProgress,
     ExecuteReply,
@@ -281,6 +283,17 @@ class _AnalystServicer(pb_grpc.AnalystServicer):
             abort_with_error(context, exc)
         return cast(pb.StatusReply, self._encode(context, reply, StatusReply))
 
+    def Budget(self, request: pb.BudgetRequest, context: grpc.ServicerContext) -> pb.BudgetReply:
+        try:
+            req = from_proto(request)
+        except ProtocolError as exc:
+            abort_with_error(context, exc, grpc.StatusCode.INVALID_ARGUMENT)
+        try:
+            reply = self._handler.budget(cast(BudgetRequest, req))
+        except Exception as exc:
+            abort_with_error(context, exc)
+        return cast(pb.BudgetReply, self._encode(context, reply, BudgetReply))
+
     def Catalog(self, request: pb.CatalogRequest, context: grpc.ServicerContext) -> pb.CatalogReply:
         del request
         try:
@@ -315,7 +328,7 @@ class _AnalystServicer(pb_grpc.AnalystServicer):
     def _encode(
         context: grpc.ServicerContext,
         reply: object,
-        expected: type[ExecuteReply | StatusReply | CatalogReply | ExecuteProgress],
+        expected: type[ExecuteReply | StatusReply | CatalogReply | ExecuteProgress | BudgetReply],
     ) -> ProtoMessage:
         try:
             if not isinstance(reply, expected):

@@ -16,6 +16,10 @@ from fedsql.errors import ProtocolError
 from fedsql.transport.messages import (
     Abort,
     Accepted,
+    BudgetQuery,
+    BudgetReply,
+    BudgetReport,
+    BudgetRequest,
     CatalogReply,
     CatalogRequest,
     EpochKeyInfo,
@@ -23,6 +27,7 @@ from fedsql.transport.messages import (
     ExecuteReply,
     ExecuteRequest,
     Heartbeat,
+    Held,
     Hello,
     MaskedUpload,
     Message,
@@ -156,6 +161,20 @@ def _check_accepted(m: Accepted) -> None:
     _silo_id("Accepted", m.silo_id)
 
 
+def _check_held(m: Held) -> None:
+    _fixed("Held", "qid", m.qid, QID_BYTES)
+    _silo_id("Held", m.silo_id)
+
+
+def _check_budget_report(m: BudgetReport) -> None:
+    _fixed("BudgetReport", "request_id", m.request_id, QID_BYTES)
+    _silo_id("BudgetReport", m.silo_id)
+
+
+def _check_budget_query(m: BudgetQuery) -> None:
+    _fixed("BudgetQuery", "request_id", m.request_id, QID_BYTES)
+
+
 def _check_heartbeat(m: Heartbeat) -> None:
     _silo_id("Heartbeat", m.silo_id)
 
@@ -236,6 +255,11 @@ _CHECKS: dict[type[Any], Callable[[Any], None]] = {
     UnmaskResponse: _check_unmask_response,
     Refusal: _check_refusal,
     Accepted: _check_accepted,
+    Held: _check_held,
+    BudgetReport: _check_budget_report,
+    BudgetQuery: _check_budget_query,
+    BudgetRequest: _check_nothing,
+    BudgetReply: _check_nothing,
     Heartbeat: _check_heartbeat,
     Welcome: _check_welcome,
     QueryRequest: _check_query_request,

@@ -109,3 +109,21 @@ def test_a_bad_format_is_a_usage_error(ledger: Path) -> None:
     code, _, err = run("--ledger", str(ledger), "--format", "xml")
     assert code == 2
     assert "table, csv, json" in err
+
+
+def test_an_analyst_sees_what_is_left_at_each_clinic_of_the_demo() -> None:
+    result = runner.invoke(app, ["budget", "--hub", "demo", "--analyst", "ana", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["clinic"], r["spent"], r["left"], r["answered"]) for r in rows] == [
+        ("mumbai", "0", "15", "yes"),
+        ("san-francisco", "0", "20", "yes"),
+        ("seoul", "0", "10", "yes"),
+        ("sydney", "0", "30", "yes"),
+    ]
+
+
+def test_an_unreachable_hub_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["budget", "--hub", "127.0.0.1:9", "--analyst", "ana"])
+    assert result.exit_code == 5
+    assert "127.0.0.1:9" in result.stderr

@@ -33,7 +33,7 @@ def mixed_federation(
     with DemoFederation(
         noise=False,
         testing=True,
-        replace_policies={CLINIC: policy},
+        silo_overrides={CLINIC: {"source": policy.source, "data": policy.data}},
         policy_overrides={**TEST_BUDGETS, "min_group_size": 1},
     ) as fed:
         engine = fed.silos[CLINIC].engine

@@ -1,8 +1,8 @@
 """Every source and mode gives the partial vector of the clinic's own DuckDB file, query by query.
 
 One demo clinic is served eight ways: PostgreSQL and MariaDB in pushdown and snapshot mode, a
-DuckDB file in both modes, SQLite and a folder of JSON, CSV and Parquet files as snapshots; each in the
-clinic's own layout (renamed columns, sex spelled out) bound back to the contract. For the oracle
+DuckDB file in both modes, SQLite and a folder of JSON, CSV and Parquet files as snapshots; each
+in the clinic's own layout (renamed columns, sex spelled out) bound back to the contract. For the oracle
 query set, each plan's partial query must give the vector the DuckDB silo gives over the
 generated file.
 """

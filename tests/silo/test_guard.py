@@ -120,10 +120,14 @@ def test_noise_off_only_in_test_mode(contract: Contract, policy: SiloPolicy) -> 
     assert admit(req, contract, policy, testing=True).noise is None
 
 
-@pytest.mark.parametrize(("mode", "fragment"), [("deny", "refuses all"), ("manual", "by hand")])
-def test_approval_modes_refuse(
-    contract: Contract, policy: SiloPolicy, mode: str, fragment: str
-) -> None:
-    strict = dataclasses.replace(policy, approval=mode)
-    with pytest.raises(QueryRejected, match=fragment):
+def test_deny_mode_refuses(contract: Contract, policy: SiloPolicy) -> None:
+    strict = dataclasses.replace(policy, approval="deny")
+    with pytest.raises(QueryRejected, match="refuses all"):
         admit(honest_request(contract, policy), contract, strict, testing=False)
+
+
+def test_manual_mode_admits_for_the_approval_queue(contract: Contract, policy: SiloPolicy) -> None:
+    # The guard's checks still apply; holding the query is the agent's job.
+    manual = dataclasses.replace(policy, approval="manual")
+    admission = admit(honest_request(contract, policy), contract, manual, testing=False)
+    assert admission.plan.plan_hash == honest_request(contract, policy).plan_hash

@@ -142,6 +142,7 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
         m.Refusal, qid=QID, silo_id=IDS, code=TEXT, reason=TEXT, budget_remaining=TEXT
     ),
     m.Accepted: st.builds(m.Accepted, qid=QID, silo_id=IDS, budget_remaining=TEXT),
+    m.Held: st.builds(m.Held, qid=QID, silo_id=IDS, reason=TEXT),
     m.Heartbeat: st.builds(m.Heartbeat, silo_id=IDS, at_ms=I64),
     m.Welcome: st.builds(
         m.Welcome,
@@ -206,6 +207,35 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
     )
     .map(lambda silos: m.ExecuteProgress(silos=silos)),
     m.CatalogRequest: st.just(m.CatalogRequest()),
+    m.BudgetReport: st.builds(
+        m.BudgetReport,
+        request_id=QID,
+        silo_id=IDS,
+        analyst=TEXT,
+        spent=TEXT,
+        budget=TEXT,
+        left=TEXT,
+        queries=I64,
+    ),
+    m.BudgetQuery: st.builds(m.BudgetQuery, request_id=QID, analyst=TEXT),
+    m.BudgetRequest: st.builds(m.BudgetRequest, analyst=TEXT),
+    m.BudgetReply: st.builds(
+        m.BudgetReply,
+        fed_id=TEXT,
+        analyst=TEXT,
+        clinics=st.lists(
+            st.builds(
+                m.ClinicBudget,
+                silo_id=IDS,
+                reported=st.booleans(),
+                spent=TEXT,
+                budget=TEXT,
+                left=TEXT,
+                queries=I64,
+            ),
+            max_size=4,
+        ).map(tuple),
+    ),
     m.CatalogReply: st.builds(
         m.CatalogReply,
         fed_id=TEXT,
@@ -243,9 +273,18 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
 SILO_MESSAGES = st.one_of(
     *(
         MESSAGES[cls]
-        for cls in (m.Hello, m.MaskedUpload, m.UnmaskResponse, m.Refusal, m.Accepted, m.Heartbeat)
+        for cls in (
+            m.Hello,
+            m.MaskedUpload,
+            m.UnmaskResponse,
+            m.Refusal,
+            m.Held,
+            m.Accepted,
+            m.Heartbeat,
+            m.BudgetReport,
+        )
     )
 )
 HUB_MESSAGES = st.one_of(
-    *(MESSAGES[cls] for cls in (m.Welcome, m.QueryRequest, m.UnmaskRequest, m.Abort))
+    *(MESSAGES[cls] for cls in (m.Welcome, m.QueryRequest, m.UnmaskRequest, m.Abort, m.BudgetQuery))
 )

@@ -61,6 +61,7 @@ CASES: list[tuple[str, Any, str]] = [
     ("response owner", replace(RESPONSE, seed_shares=(("", b"s"),)), "seed_shares holds an empty"),
     ("refusal id", m.Refusal(qid=QUERY.qid, silo_id="", code="c", reason="r"), "silo_id is empty"),
     ("accepted qid", m.Accepted(qid=b"", silo_id="a", budget_remaining="1"), "qid must be 16"),
+    ("held qid", m.Held(qid=b"", silo_id="a", reason="waiting"), "qid must be 16"),
     ("heartbeat id", m.Heartbeat(silo_id="", at_ms=0), "Heartbeat: silo_id is empty"),
     (
         "welcome index",

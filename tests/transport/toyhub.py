@@ -29,7 +29,13 @@ from fedsql.transport import (
     connect_to_hub,
     start_hub_server,
 )
-from fedsql.transport.messages import ConnectedSilo, EncodingEntry
+from fedsql.transport.messages import (
+    BudgetReply,
+    BudgetRequest,
+    ClinicBudget,
+    ConnectedSilo,
+    EncodingEntry,
+)
 
 FED_ID = "fed-transport-test"
 WAIT_S = 10.0
@@ -166,6 +172,11 @@ class ToyHub:
                 for s in sorted(self.channels)
             )
         return StatusReply(silos=silos, fed_id=FED_ID)
+
+    def budget(self, req: BudgetRequest) -> BudgetReply:
+        with self.cond:
+            clinics = tuple(ClinicBudget(silo_id=s) for s in sorted(self.channels))
+        return BudgetReply(fed_id=FED_ID, analyst=req.analyst, clinics=clinics)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
         """Block until ``predicate()`` holds (checked under the lock); fail after ``timeout``."""

@@ -282,6 +282,35 @@ class Accepted(_message.Message):
 Global___Accepted: _TypeAlias = Accepted  # noqa: Y015
 
 @_typing.final
+class Held(_message.Message):
+    """The silo holds a query for its operator's approval; an Accepted or a Refusal follows, or
+    nothing when the query is not decided before its deadline.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QID_FIELD_NUMBER: _builtins.int
+    SILO_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    qid: _builtins.bytes
+    silo_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        qid: _builtins.bytes = ...,
+        silo_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["qid", b"qid", "reason", b"reason", "silo_id", b"silo_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Held: _TypeAlias = Held  # noqa: Y015
+
+@_typing.final
 class Heartbeat(_message.Message):
     """The silo is alive."""
 
@@ -307,6 +336,46 @@ class Heartbeat(_message.Message):
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
 
 @_typing.final
+class BudgetReport(_message.Message):
+    """The silo's answer to a BudgetQuery: one analyst's figures from its ledger and policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SILO_ID_FIELD_NUMBER: _builtins.int
+    ANALYST_FIELD_NUMBER: _builtins.int
+    SPENT_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    LEFT_FIELD_NUMBER: _builtins.int
+    QUERIES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.bytes
+    silo_id: _builtins.str
+    analyst: _builtins.str
+    spent: _builtins.str
+    """Decimal strings (epsilon)."""
+    budget: _builtins.str
+    left: _builtins.str
+    queries: _builtins.int
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.bytes = ...,
+        silo_id: _builtins.str = ...,
+        analyst: _builtins.str = ...,
+        spent: _builtins.str = ...,
+        budget: _builtins.str = ...,
+        left: _builtins.str = ...,
+        queries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "budget", b"budget", "left", b"left", "queries", b"queries", "request_id", b"request_id", "silo_id", b"silo_id", "spent", b"spent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetReport: _TypeAlias = BudgetReport  # noqa: Y015
+
+@_typing.final
 class SiloMessage(_message.Message):
     """Envelope of everything a silo sends on its stream."""
 
@@ -318,6 +387,8 @@ class SiloMessage(_message.Message):
     REFUSAL_FIELD_NUMBER: _builtins.int
     ACCEPTED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    BUDGET_REPORT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
@@ -330,6 +401,10 @@ class SiloMessage(_message.Message):
     def accepted(self) -> Global___Accepted: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
+    @_builtins.property
+    def held(self) -> Global___Held: ...
+    @_builtins.property
+    def budget_report(self) -> Global___BudgetReport: ...
     def __init__(
         self,
         *,
@@ -339,12 +414,14 @@ class SiloMessage(_message.Message):
         refusal: Global___Refusal | None = ...,
         accepted: Global___Accepted | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        held: Global___Held | None = ...,
+        budget_report: Global___BudgetReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "budget_report", b"budget_report", "heartbeat", b"heartbeat", "held", b"held", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "heartbeat", b"heartbeat", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "body", b"body", "budget_report", b"budget_report", "heartbeat", b"heartbeat", "held", b"held", "hello", b"hello", "masked_upload", b"masked_upload", "refusal", b"refusal", "unmask_response", b"unmask_response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "masked_upload", "unmask_response", "refusal", "accepted", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "masked_upload", "unmask_response", "refusal", "accepted", "heartbeat", "held", "budget_report"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -658,15 +735,41 @@ class Abort(_message.Message):
 Global___Abort: _TypeAlias = Abort  # noqa: Y015
 
 @_typing.final
-class HubMessage(_message.Message):
-    """Envelope of everything the hub sends on a silo's stream."""
+class BudgetQuery(_message.Message):
+    """Envelope of everything the hub sends on a silo's stream.
+    The hub asks a silo for one analyst's budget figures (for the analyst's Budget call).
+    """
 
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ANALYST_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.bytes
+    """16 random bytes matching the report to the question."""
+    analyst: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.bytes = ...,
+        analyst: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetQuery: _TypeAlias = BudgetQuery  # noqa: Y015
+
+@_typing.final
+class HubMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WELCOME_FIELD_NUMBER: _builtins.int
     QUERY_REQUEST_FIELD_NUMBER: _builtins.int
     UNMASK_REQUEST_FIELD_NUMBER: _builtins.int
     ABORT_FIELD_NUMBER: _builtins.int
+    BUDGET_QUERY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -675,6 +778,8 @@ class HubMessage(_message.Message):
     def unmask_request(self) -> Global___UnmaskRequest: ...
     @_builtins.property
     def abort(self) -> Global___Abort: ...
+    @_builtins.property
+    def budget_query(self) -> Global___BudgetQuery: ...
     def __init__(
         self,
         *,
@@ -682,12 +787,13 @@ class HubMessage(_message.Message):
         query_request: Global___QueryRequest | None = ...,
         unmask_request: Global___UnmaskRequest | None = ...,
         abort: Global___Abort | None = ...,
+        budget_query: Global___BudgetQuery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "body", b"body", "query_request", b"query_request", "unmask_request", b"unmask_request", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "body", b"body", "budget_query", b"budget_query", "query_request", b"query_request", "unmask_request", b"unmask_request", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "body", b"body", "query_request", b"query_request", "unmask_request", b"unmask_request", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abort", b"abort", "body", b"body", "budget_query", b"budget_query", "query_request", b"query_request", "unmask_request", b"unmask_request", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "query_request", "unmask_request", "abort"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "query_request", "unmask_request", "abort", "budget_query"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -869,6 +975,87 @@ class StatusReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatusReply: _TypeAlias = StatusReply  # noqa: Y015
+
+@_typing.final
+class BudgetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANALYST_FIELD_NUMBER: _builtins.int
+    analyst: _builtins.str
+    def __init__(
+        self,
+        *,
+        analyst: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetRequest: _TypeAlias = BudgetRequest  # noqa: Y015
+
+@_typing.final
+class ClinicBudget(_message.Message):
+    """One clinic's figures for the analyst; figures are empty when it did not answer in time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SILO_ID_FIELD_NUMBER: _builtins.int
+    REPORTED_FIELD_NUMBER: _builtins.int
+    SPENT_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    LEFT_FIELD_NUMBER: _builtins.int
+    QUERIES_FIELD_NUMBER: _builtins.int
+    silo_id: _builtins.str
+    reported: _builtins.bool
+    spent: _builtins.str
+    budget: _builtins.str
+    left: _builtins.str
+    queries: _builtins.int
+    def __init__(
+        self,
+        *,
+        silo_id: _builtins.str = ...,
+        reported: _builtins.bool = ...,
+        spent: _builtins.str = ...,
+        budget: _builtins.str = ...,
+        left: _builtins.str = ...,
+        queries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "left", b"left", "queries", b"queries", "reported", b"reported", "silo_id", b"silo_id", "spent", b"spent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClinicBudget: _TypeAlias = ClinicBudget  # noqa: Y015
+
+@_typing.final
+class BudgetReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FED_ID_FIELD_NUMBER: _builtins.int
+    ANALYST_FIELD_NUMBER: _builtins.int
+    CLINICS_FIELD_NUMBER: _builtins.int
+    fed_id: _builtins.str
+    analyst: _builtins.str
+    @_builtins.property
+    def clinics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClinicBudget]: ...
+    def __init__(
+        self,
+        *,
+        fed_id: _builtins.str = ...,
+        analyst: _builtins.str = ...,
+        clinics: _abc.Iterable[Global___ClinicBudget] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "clinics", b"clinics", "fed_id", b"fed_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetReply: _TypeAlias = BudgetReply  # noqa: Y015
 
 @_typing.final
 class CatalogRequest(_message.Message):

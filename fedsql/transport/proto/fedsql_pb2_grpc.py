@@ -136,6 +136,11 @@ class AnalystStub:
                 request_serializer=fedsql__pb2.ExecuteRequest.SerializeToString,
                 response_deserializer=fedsql__pb2.ExecuteEvent.FromString,
                 _registered_method=True)
+        self.Budget = channel.unary_unary(
+                '/fedsql.v1.Analyst/Budget',
+                request_serializer=fedsql__pb2.BudgetRequest.SerializeToString,
+                response_deserializer=fedsql__pb2.BudgetReply.FromString,
+                _registered_method=True)
 
 
 class AnalystServicer:
@@ -172,6 +177,14 @@ class AnalystServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Budget(self, request, context):
+        """What the analyst has spent and has left at each connected clinic, as each clinic's own ledger
+        says (the hub asks them; a clinic that does not answer in time is listed without figures).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalystServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +207,11 @@ def add_AnalystServicer_to_server(servicer, server):
                     servicer.ExecuteStream,
                     request_deserializer=fedsql__pb2.ExecuteRequest.FromString,
                     response_serializer=fedsql__pb2.ExecuteEvent.SerializeToString,
+            ),
+            'Budget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Budget,
+                    request_deserializer=fedsql__pb2.BudgetRequest.FromString,
+                    response_serializer=fedsql__pb2.BudgetReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +324,33 @@ class Analyst:
             '/fedsql.v1.Analyst/ExecuteStream',
             fedsql__pb2.ExecuteRequest.SerializeToString,
             fedsql__pb2.ExecuteEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Budget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsql.v1.Analyst/Budget',
+            fedsql__pb2.BudgetRequest.SerializeToString,
+            fedsql__pb2.BudgetReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,10 @@ class AnalystStub:
     """Execute, streaming each cohort member's status while the query runs. Every event but the
     last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
     """
+    Budget: _grpc.UnaryUnaryMultiCallable[_fedsql_pb2.BudgetRequest, _fedsql_pb2.BudgetReply]
+    """What the analyst has spent and has left at each connected clinic, as each clinic's own ledger
+    says (the hub asks them; a clinic that does not answer in time is listed without figures).
+    """
 
 @_typing.type_check_only
 class AnalystAsyncStub(AnalystStub):
@@ -114,6 +118,10 @@ class AnalystAsyncStub(AnalystStub):
     ExecuteStream: _aio.UnaryStreamMultiCallable[_fedsql_pb2.ExecuteRequest, _fedsql_pb2.ExecuteEvent]  # type: ignore[assignment]
     """Execute, streaming each cohort member's status while the query runs. Every event but the
     last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+    """
+    Budget: _aio.UnaryUnaryMultiCallable[_fedsql_pb2.BudgetRequest, _fedsql_pb2.BudgetReply]  # type: ignore[assignment]
+    """What the analyst has spent and has left at each connected clinic, as each clinic's own ledger
+    says (the hub asks them; a clinic that does not answer in time is listed without figures).
     """
 
 class AnalystServicer(metaclass=_abc_1.ABCMeta):
@@ -153,6 +161,16 @@ class AnalystServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_fedsql_pb2.ExecuteEvent], _abc.AsyncIterator[_fedsql_pb2.ExecuteEvent]]:
         """Execute, streaming each cohort member's status while the query runs. Every event but the
         last is an ExecuteProgress; the last is the ExecuteReply. Errors end the stream as Execute's do.
+        """
+
+    @_abc_1.abstractmethod
+    def Budget(
+        self,
+        request: _fedsql_pb2.BudgetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fedsql_pb2.BudgetReply, _abc.Awaitable[_fedsql_pb2.BudgetReply]]:
+        """What the analyst has spent and has left at each connected clinic, as each clinic's own ledger
+        says (the hub asks them; a clinic that does not answer in time is listed without figures).
         """
 
 def add_AnalystServicer_to_server(servicer: AnalystServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
