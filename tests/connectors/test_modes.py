@@ -2,9 +2,9 @@
 
 One demo clinic is served eight ways: PostgreSQL and MariaDB in pushdown and snapshot mode, a
 DuckDB file in both modes, SQLite and a folder of JSON, CSV and Parquet files as snapshots; each
-in the clinic's own layout (renamed columns, sex spelled out) bound back to the contract. For the oracle
-query set, each plan's partial query must give the vector the DuckDB silo gives over the
-generated file.
+in the clinic's own layout (renamed columns, sex spelled out) bound back to the contract. For
+the oracle query set, each plan's partial query must give the vector the DuckDB silo gives over
+the generated file.
 """
 
 from __future__ import annotations
