@@ -47,8 +47,15 @@ def _checked_secret(password: str) -> str:
 
 
 def clinic_tables(clinic_file: Path) -> Iterator[tuple[str, pa.Table]]:
-    """The clinic's tables in the layout the demo databases keep, as Arrow."""
-    with duckdb.connect(str(clinic_file), read_only=True) as conn:
+    """The clinic's tables in the layout the demo databases keep, as Arrow.
+
+    The file is attached read-only to a private in-memory database, so it may be open elsewhere
+    in the process (a silo's engine) with other settings.
+    """
+    with duckdb.connect() as conn:
+        quoted = str(clinic_file).replace("'", "''")
+        conn.execute(f"ATTACH '{quoted}' AS clinic (READ_ONLY)")
+        conn.execute("USE clinic")
         for name, select in TABLES.items():
             yield name, conn.sql(select).to_arrow_table()
 
