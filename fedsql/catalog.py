@@ -228,6 +228,61 @@ class RateLimit:
         return f"{self.queries} {noun} per {per}"
 
 
+#: How a silo serves a bound source: load it into DuckDB, or run partial queries in it.
+SourceMode = Literal["snapshot", "pushdown"]
+
+
+@dataclass(frozen=True)
+class ColumnBinding:
+    """One contract column of a bound table: the source column (or ``None`` for the same
+    name), an optional cast to the contract type, and an optional map of source values."""
+
+    name: str
+    source: str
+    cast: bool = False
+    values: tuple[tuple[str, KeyValue], ...] = ()
+
+
+@dataclass(frozen=True)
+class TableBinding:
+    """A federated table bound to a source table (``table``) or query (``query``)."""
+
+    name: str
+    table: str = ""
+    query: str = ""
+    columns: tuple[ColumnBinding, ...] = ()
+
+    def column(self, name: str) -> ColumnBinding:
+        """The binding of contract column ``name``: declared, or the column of the same name."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return ColumnBinding(name=name, source=name)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a silo's tables live when not in a DuckDB file: a connector and its bindings.
+
+    ``location`` is a connection URL (never holding a password) or a path; the password comes
+    from the environment variable ``password_env`` or the file ``password_file``.
+    """
+
+    connector: str
+    mode: SourceMode
+    location: str
+    bindings: tuple[TableBinding, ...]
+    password_env: str = ""
+    password_file: str = ""
+
+    def binding(self, table: str) -> TableBinding:
+        """The binding of federated table ``table``: declared, or the source table of that name."""
+        for bound in self.bindings:
+            if bound.name == table:
+                return bound
+        return TableBinding(name=table, table=table)
+
+
 @dataclass(frozen=True)
 class SiloPolicy:
     """What one clinic's operator allows: shared tables and columns, caps, budgets, group size.
@@ -240,7 +295,8 @@ class SiloPolicy:
     spend their budget in any window of that many days. ``aggregates`` are the aggregate
     functions queries may use here, ``unit_uses`` how they may use the privacy unit column,
     ``max_cells`` the largest key space (None: the planner's own limit) and ``rate_limit`` how
-    many queries one analyst may send in a window (None: no limit).
+    many queries one analyst may send in a window (None: no limit). ``source``, when set,
+    serves the shared tables from a connector instead of the DuckDB file ``data``.
     """
 
     silo_id: str
@@ -258,6 +314,7 @@ class SiloPolicy:
     unit_uses: tuple[str, ...] = UNIT_USES
     max_cells: int | None = None
     rate_limit: RateLimit | None = None
+    source: SourceSpec | None = None
 
     def shares(self, table: str, column: str | None = None) -> bool:
         """True if the clinic shares ``table`` (and ``column`` of it, when given)."""

@@ -68,3 +68,20 @@ def test_deploy_example_runs_and_stops_everything(demo_data: object, tmp_path: P
     for clinic in ("mumbai", "san-francisco", "seoul", "sydney"):
         ledger = Ledger(tmp_path / clinic / f"{clinic}.ledger.sqlite")
         assert [e.micro for e in ledger.entries("analyst")] == [500_000, 500_000]
+
+
+def test_postgres_silo_example_serves_a_clinic_from_postgres_and_cleans_up(
+    demo_data: object,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "postgres-silo" / "run.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "seoul serves from PostgreSQL in pushdown mode" in proc.stdout
+    assert "answered by: ['mumbai', 'san-francisco', 'seoul', 'sydney']" in proc.stdout
+    assert "HASHTEXTEXTENDED(CAST(__rid AS TEXT)" in proc.stdout
+    assert "dropped database fedsql_seoul_" in proc.stdout

@@ -12,11 +12,12 @@ from fedsql.catalog import AGGREGATE_FUNCTIONS, UNIT_USES, Contract, RateLimit, 
 from fedsql.config.fields import Section, epsilon_value
 from fedsql.config.names import index_path, is_slug, quote, slugify
 from fedsql.config.problems import Problems, describe, did_you_mean, read_config_text, read_toml
+from fedsql.config.source_policy import BIND_KEYS, COLUMN_KEYS, SOURCE_KEYS, read_source
 
 #: Keys each table of a policy file accepts. ``share`` and ``privacy.analysts`` are open tables
 #: (see POLICY_OPEN_TABLES) whose keys are table and analyst names.
 POLICY_KEYS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"silo", "share", "privacy", "queries", "limits", "approval"}),
+    "": frozenset({"silo", "share", "privacy", "queries", "limits", "approval", "source", "bind"}),
     "silo": frozenset({"id", "name", "data"}),
     "privacy": frozenset(
         {
@@ -30,9 +31,14 @@ POLICY_KEYS: Mapping[str, frozenset[str]] = {
     "queries": frozenset({"aggregates", "unit_uses", "max_cells"}),
     "limits": frozenset({"query_timeout_s", "rate_limit"}),
     "approval": frozenset({"mode"}),
+    "source": SOURCE_KEYS,
+    "bind.*": BIND_KEYS,
+    "bind.*.columns.*": COLUMN_KEYS,
 }
 #: Tables of a policy file whose keys are names chosen by the operator.
-POLICY_OPEN_TABLES: frozenset[str] = frozenset({"share", "privacy.analysts"})
+POLICY_OPEN_TABLES: frozenset[str] = frozenset(
+    {"share", "privacy.analysts", "bind", "bind.*.columns", "bind.*.columns.*.values"}
+)
 
 #: Prefix of a ``data`` value naming a synthetic demo clinic instead of a file.
 DEMO_PREFIX = "demo:"
@@ -97,9 +103,15 @@ def parse_policy(
     root = Section(read_toml(text, file), "", problems)
     root.check_keys(POLICY_KEYS[""])
     silo = root.table("silo", "[silo] with id, name and data", required=True)
-    identity = _read_silo(silo, base_dir) if silo is not None else None
+    source_section = root.table("source", '[source] with connector = "postgres" and url')
+    # [source] and [bind.<table>] are read by fedsql.config.source_policy.
+    identity = _read_silo(silo, base_dir, source_section is None) if silo is not None else None
     share = root.table("share", "[share] with one table = [columns] line per table", required=True)
     shared = _read_share(share, contract) if share is not None else {}
+    bind = root.table("bind", '[bind.<table>] with table = "source_table"')
+    if bind is not None and source_section is None:
+        root.add("bind", '[bind] needs a [source]; add [source] with connector = "..."')
+    source = None if source_section is None else read_source(source_section, bind, shared, base_dir)
     privacy = root.table("privacy", "[privacy] with max_epsilon_per_query and budget_epsilon")
     queries = root.table("queries", '[queries] with aggregates = ["COUNT", "SUM", "AVG"]')
     limits = root.table("limits", "[limits] with query_timeout_s")
@@ -130,10 +142,13 @@ def parse_policy(
         unit_uses=unit_uses,
         max_cells=max_cells,
         rate_limit=rate_limit,
+        source=source,
     )
 
 
-def _read_silo(section: Section, base_dir: str | os.PathLike[str] | None) -> tuple[str, str, str]:
+def _read_silo(
+    section: Section, base_dir: str | os.PathLike[str] | None, needs_data: bool = True
+) -> tuple[str, str, str]:
     section.check_keys(POLICY_KEYS["silo"])
     silo_id = section.string("id", 'id = "my-clinic"', required=True)
     if silo_id is not None and not is_slug(silo_id):
@@ -143,7 +158,10 @@ def _read_silo(section: Section, base_dir: str | os.PathLike[str] | None) -> tup
             f'hyphens (at most 63 characters), e.g. id = "{slugify(silo_id)}"',
         )
     name = section.string("name", 'name = "My Clinic"')
-    data = section.string("data", 'data = "clinic.duckdb"', required=True)
+    data = section.string("data", 'data = "clinic.duckdb"', required=needs_data)
+    if data is not None and not needs_data:
+        section.add("data", "give data or a [source], not both; remove data to serve the source")
+        data = None
     resolved = ""
     if data is not None:
         resolved = _resolve_data(section, data, base_dir)

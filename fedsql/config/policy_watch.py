@@ -58,6 +58,7 @@ class PolicySource:
         self._policy = policy
         self._digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self._identity = (policy.silo_id, policy.data)
+        self._source = policy.source
         self._stamp = stamp if stamp == _stamp(self._path) else None
         self._error: ConfigError | None = None
         self._version = 1
@@ -149,4 +150,11 @@ class PolicySource:
                 "value, or restart the silo to open the new database",
                 file=file,
                 key="silo.data",
+            )
+        if policy.source != self._source:
+            raise ConfigError(
+                "the clinic's [source] or [bind] changed while the silo runs; restore them, or "
+                "restart the silo to serve the new source",
+                file=file,
+                key="source",
             )

@@ -30,7 +30,6 @@ from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.secagg.qid_log import QidLog
 from fedsql.silo.approvals import ApprovalQueue
-from fedsql.silo.engine import Engine
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.holding import Decision, Holding
 from fedsql.silo.policy_checks import (
@@ -41,6 +40,7 @@ from fedsql.silo.policy_checks import (
 )
 from fedsql.silo.rate_limit import RateLimiter
 from fedsql.silo.signed_queries import check_analyst_signature
+from fedsql.silo.source_engines import QueryEngine, open_engine
 from fedsql.silo.translate import (
     abort_from_message,
     descriptor_from_request,
@@ -119,7 +119,7 @@ class SiloAgent:
             policy: This clinic's policy, or its file through a :class:`PolicySource`: then a
                 changed policy applies from the next query, and while the file is invalid every
                 query is refused (never run under the stale policy).
-            data_path: The clinic's DuckDB file.
+            data_path: The clinic's DuckDB file (unused when the policy has a ``[source]``).
             state_dir: Folder for the ledger (created if missing).
             testing: Start in test mode (accepts noise-off queries). Never in production.
             on_executed: Called with the query id whenever partial SQL runs (for tests and audit).
@@ -141,7 +141,7 @@ class SiloAgent:
         self.policy = policy
         self.silo_id = policy.silo_id
         self.testing = testing
-        self.engine = Engine(data_path)
+        self.engine: QueryEngine = open_engine(contract, policy, data_path, state_dir)
         self._within_cap: dict[str, bool] = {}
         self._check_data()
         state = Path(state_dir)
@@ -245,7 +245,8 @@ class SiloAgent:
                 )
             # The database is read-only, so a table in which no unit exceeds the row cap stays so:
             # single-table queries there may skip the per-query cap (it could drop no row).
-            self._within_cap[name] = (
+            # Sources that change while the silo runs (snapshots, pushdown) are always capped.
+            self._within_cap[name] = self.engine.fixed_data and (
                 self.engine.max_rows_per_unit(name, table.unit) <= table.max_rows_per_unit
             )
 

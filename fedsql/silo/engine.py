@@ -33,6 +33,9 @@ class Engine:
     :class:`~fedsql.errors.QueryTimeout`.
     """
 
+    #: The file is read-only: row checks made at start-up hold for every query.
+    fixed_data = True
+
     def __init__(self, path: str | Path, *, threads: int = 2, memory_limit: str = "4GB") -> None:
         """Open the clinic's database.
 

@@ -139,8 +139,19 @@ POLICY_DOC: dict[str, dict[str, object]] = {
     "queries": {"aggregates": ["COUNT"], "unit_uses": ["filter"], "max_cells": 10},
     "limits": {"query_timeout_s": 1, "rate_limit": "5/minute"},
     "approval": {"mode": "auto"},
+    "source": {
+        "connector": "files",
+        "mode": "snapshot",
+        "url": "postgresql://u@h/d",
+        "path": "p",
+        "password_env": "E",
+        "password_file": "F",
+    },
+    "bind.t": {"table": "x", "query": "SELECT 1"},
+    "bind.t.columns.u": {"column": "c", "cast": True},
+    "bind.t.columns.u.values": {"a": 1},
 }
-POLICY_PATHS = {p: p for p in POLICY_KEYS}
+POLICY_PATHS = {p: p.replace("*", "t").replace("columns.t", "columns.u") for p in POLICY_KEYS}
 
 
 def unknown_key_problems(kind: str, doc: dict[str, dict[str, object]]) -> list[str]:

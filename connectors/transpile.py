@@ -1,0 +1,225 @@
+"""A plan's partial query, rewritten for a source's own engine with the same bounding and clamping.
+
+The planner writes DuckDB SQL (``fedsql explain`` shows it). To run it in PostgreSQL or MySQL /
+MariaDB the rewrite:
+
+* replaces each federated table with its bound relation (:mod:`connectors.binding_sql`), named
+  like the table, so the query's column names stay the contract's;
+* replaces DuckDB's ``rowid`` with the relation's row identity, and ``HASH(__rid, $fedsql_salt)``
+  (the keyed row order of the per-unit cap) with a salted hash the source has
+  (``hashtextextended`` in PostgreSQL, ``MD5`` in MySQL), the salt inlined as an integer literal;
+* keeps ``QUALIFY`` where the source has it and otherwise turns it into a filtered subquery
+  (sqlglot's own rewrite), so at most k rows per unit still count;
+* returns sums as DOUBLE (integer sums would come back as NUMERIC / DECIMAL);
+* translates the per-row error guards: ``TRY(a % b)`` and ``TRY(a // b)`` become operations on
+  ``NULLIF(b, 0)`` (NULL where DuckDB's TRY gives NULL); any other guarded operation is refused,
+  since without the guard whether a query fails would depend on one row;
+* refuses, before any budget is spent, operations outside :data:`PUSHDOWN_SAFE`: ones that
+  cannot fail in DuckDB but can elsewhere (``/`` by zero, ``sqrt`` of a negative), or that mean
+  something else there (day-of-week numbering, LIKE's backslash escapes).
+
+LEAST / GREATEST and casts are translated by sqlglot; the planner's clamps put every NULL
+through ``CASE WHEN x IS NULL`` first, so engines that propagate NULL through LEAST agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import ErrorLevel, exp, parse_one
+
+from connectors.binding_sql import ROW_ID
+from fedsql.errors import QueryRejected
+
+#: The DuckDB column of the row identity and the parameter of the salt, as the planner writes.
+DUCKDB_ROW_ID = "rowid"
+SALT_PARAMETER = "fedsql_salt"
+PLANNER_DIALECT = "duckdb"
+
+#: What a partial query may hold to run in another engine with DuckDB's results: the planner's
+#: own shapes, and conditions that cannot fail on a row there and mean the same in PostgreSQL
+#: and MySQL. Anything else (division, sqrt, ln, day-of-week numbering, string length in bytes,
+#: ...) could fail on one row where DuckDB does not, or give other answers: refused.
+PUSHDOWN_SAFE: tuple[type[exp.Expr], ...] = (
+    # the planner's query shape
+    exp.With, exp.CTE, exp.Select, exp.From, exp.Where, exp.Group, exp.Qualify, exp.Window,
+    exp.RowNumber, exp.Order, exp.Ordered, exp.Alias, exp.Column, exp.Identifier, exp.Table,
+    exp.TableAlias, exp.Star, exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.DataType,
+    exp.DataTypeParam, exp.Paren, exp.Count, exp.Sum, exp.Case, exp.If, exp.Is, exp.Greatest,
+    exp.Least, exp.Cast, exp.Try,
+    # conditions
+    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between,
+    exp.In, exp.Like, exp.Coalesce, exp.Nullif, exp.Lower, exp.Upper, exp.Trim, exp.Year,
+    exp.Month, exp.Day, exp.Quarter,
+)  # fmt: skip
+
+#: Builds the salted hash ordering rows: (row identity, salt) -> expression.
+SaltedHash = Callable[[exp.Expr, int], exp.Expr]
+
+
+def postgres_hash(row_id: exp.Expr, salt: int) -> exp.Expr:
+    """``hashtextextended(CAST(row_id AS TEXT), salt)``: a 64-bit keyed hash in PostgreSQL.
+
+    >>> postgres_hash(exp.column("r"), 7).sql("postgres")
+    'HASHTEXTEXTENDED(CAST(r AS TEXT), 7)'
+    """
+    text = exp.Cast(this=row_id, to=exp.DataType.build("TEXT"))
+    return exp.Anonymous(this="hashtextextended", expressions=[text, exp.Literal.number(salt)])
+
+
+def mysql_hash(row_id: exp.Expr, salt: int) -> exp.Expr:
+    """``MD5(CONCAT(row_id, ':', salt))``: a keyed hash in MySQL / MariaDB (ordered as text).
+
+    >>> mysql_hash(exp.column("r"), 7).sql("mysql")
+    "MD5(CONCAT(r, ':', 7))"
+    """
+    joined = exp.Anonymous(
+        this="CONCAT", expressions=[row_id, exp.Literal.string(":"), exp.Literal.number(salt)]
+    )
+    return exp.Anonymous(this="MD5", expressions=[joined])
+
+
+def duckdb_hash(row_id: exp.Expr, salt: int) -> exp.Expr:
+    """DuckDB's own ``HASH(row_id, salt)``.
+
+    >>> duckdb_hash(exp.column("r"), 7).sql("duckdb")
+    'HASH(r, 7)'
+    """
+    return exp.Anonymous(this="HASH", expressions=[row_id, exp.Literal.number(salt)])
+
+
+def uses_row_cap(partial_sql: str) -> bool:
+    """True if the partial query keeps at most k rows per unit (it has a QUALIFY).
+
+    >>> uses_row_cap("SELECT * FROM t QUALIFY ROW_NUMBER() OVER () <= 2")
+    True
+    """
+    return parse_one(partial_sql, read=PLANNER_DIALECT).find(exp.Qualify) is not None
+
+
+def check_pushdown_safe(tree: exp.Expr) -> None:
+    """Refuse a partial query holding anything outside :data:`PUSHDOWN_SAFE`.
+
+    Raises:
+        QueryRejected: naming the operation.
+    """
+    for node in tree.walk():
+        name = ""
+        if isinstance(node, exp.Anonymous):
+            if str(node.name).upper() != "HASH":
+                name = str(node.name).upper()
+        elif isinstance(node, exp.Neg):
+            if not isinstance(node.this, exp.Literal):
+                name = "negation"
+        elif isinstance(node, exp.Mod | exp.IntDiv):
+            if not isinstance(node.parent, exp.Try):
+                name = "%" if isinstance(node, exp.Mod) else "//"
+        elif isinstance(node, exp.Like):
+            pattern = node.expression
+            if not isinstance(pattern, exp.Literal) or "\\" in str(pattern.this):
+                name = "LIKE with a backslash (an escape character in other engines)"
+        elif not isinstance(node, PUSHDOWN_SAFE):
+            name = type(node).__name__.upper()
+        if name:
+            raise QueryRejected(
+                f"this clinic runs queries in its own database, where {name} could fail on a "
+                "single row or give another answer than DuckDB; it cannot guard it, so the "
+                "query is refused here: rewrite the condition without it"
+            )
+
+
+def _guard(node: exp.Try) -> exp.Expr:
+    inner = node.this
+    if isinstance(inner, exp.Mod | exp.IntDiv):
+        divisor = exp.Nullif(this=inner.expression.copy(), expression=exp.Literal.number(0))
+        guarded = inner.copy()
+        guarded.set("expression", divisor)
+        return exp.Paren(this=guarded)
+    raise QueryRejected(
+        f"this clinic runs queries in its own database, which cannot guard "
+        f"{type(inner).__name__.upper()} against failing on a single row, so the query is "
+        "refused here: rewrite the condition without it (e.g. compare the column with a constant)"
+    )
+
+
+def transpile_partial(
+    partial_sql: str,
+    relations: dict[str, exp.Expr],
+    dialect: str,
+    salted_hash: SaltedHash,
+    salt: int,
+) -> str:
+    """The partial query in ``dialect`` over the bound relations.
+
+    Args:
+        partial_sql: The plan's partial SQL (DuckDB dialect).
+        relations: Federated table name -> its bound SELECT (with a ``__fedsql_rid`` column when
+            the query caps rows).
+        dialect: The sqlglot dialect of the source.
+        salted_hash: How the source computes the keyed row order.
+        salt: The query's secret salt.
+
+    Returns:
+        SQL for the source, returning the same columns and groups as the partial query.
+
+    Raises:
+        QueryRejected: The query names a table without a binding, or uses a guarded operation
+            the source cannot guard.
+    """
+    tree = parse_one(partial_sql, read=PLANNER_DIALECT)
+    check_pushdown_safe(tree)
+
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Try):
+            return _guard(node)
+        if isinstance(node, exp.Table) and not node.args.get("db"):
+            name = str(node.name).lower()
+            if name in relations:
+                return exp.Subquery(
+                    this=relations[name].copy(),
+                    alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)),
+                )
+            return node
+        if isinstance(node, exp.Column) and node.name.lower() == DUCKDB_ROW_ID:
+            return exp.Column(this=exp.to_identifier(ROW_ID, quoted=True))
+        if isinstance(node, exp.Anonymous) and str(node.name).upper() == "HASH":
+            args = node.expressions
+            if len(args) == 2 and isinstance(args[1], exp.Placeholder):
+                return salted_hash(args[0].copy(), salt)
+        if isinstance(node, exp.Placeholder) and node.name == SALT_PARAMETER:
+            return exp.Literal.number(salt)
+        return node
+
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    missing = [
+        t.name
+        for t in tree.find_all(exp.Table)
+        if t.name.lower() not in cte_names and t.name.lower() not in relations
+    ]
+    if missing:
+        raise QueryRejected(f"table {missing[0]} has no binding at this clinic")
+    rewritten = tree.transform(rewrite)
+    if not uses_row_cap(partial_sql):
+        _drop_row_id(rewritten)
+    if dialect != PLANNER_DIALECT:
+        _sums_as_double(rewritten)
+    return rewritten.sql(dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
+
+
+def _sums_as_double(tree: exp.Expr) -> None:
+    """Return sums as DOUBLE: the silo reads every measure as float64 anyway, and engines
+    give integer sums as NUMERIC / DECIMAL, which drivers may hand back as text."""
+    outer = tree if isinstance(tree, exp.Select) else None
+    if outer is None:
+        return
+    for projection in outer.selects:
+        target = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(target, exp.Sum):
+            target.replace(exp.Cast(this=target.copy(), to=exp.DataType.build("DOUBLE")))
+
+
+def _drop_row_id(tree: exp.Expr) -> None:
+    """Remove the unused row identity projection of an uncapped query."""
+    for alias in list(tree.find_all(exp.Alias)):
+        if alias.alias == "__rid":
+            alias.pop()

@@ -1,0 +1,80 @@
+"""End to end: a federation in which one clinic is served from PostgreSQL or MariaDB answers, with
+noise off, exactly what DuckDB over the pooled demo data answers (the oracle)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pytest
+
+import fedsql
+from fedsql.catalog import Contract
+from fedsql.demo.federation import DemoFederation
+from fedsql.silo.source_engines import PushdownEngine, SnapshotEngine
+from tests.conftest import TEST_BUDGETS
+from tests.connectors.conftest import CLINIC, ServedClinic
+from tests.demo.test_federation_oracle import CASES, _close, _sort_key, federated_rows
+
+MODES = [("postgres", "pushdown"), ("mysql", "pushdown"), ("postgres", "snapshot")]
+
+
+@pytest.fixture(scope="module", params=MODES, ids=[f"{c} {m}" for c, m in MODES])
+def mixed_federation(
+    request: pytest.FixtureRequest,
+    contract: Contract,
+    postgres_clinic: ServedClinic,
+    mariadb_clinic: ServedClinic,
+) -> Iterator[DemoFederation]:
+    connector, mode = request.param
+    served = postgres_clinic if connector == "postgres" else mariadb_clinic
+    policy = served.policy(contract, mode)
+    with DemoFederation(
+        noise=False,
+        testing=True,
+        silo_overrides={CLINIC: {"source": policy.source, "data": policy.data}},
+        policy_overrides={**TEST_BUDGETS, "min_group_size": 1},
+    ) as fed:
+        engine = fed.silos[CLINIC].engine
+        assert isinstance(engine, PushdownEngine if mode == "pushdown" else SnapshotEngine)
+        yield fed
+
+
+@pytest.fixture
+def cursor(mixed_federation: DemoFederation) -> Iterator[fedsql.Cursor]:
+    with fedsql.connect(mixed_federation.target, analyst="tester") as conn:
+        yield conn.cursor()
+
+
+@pytest.mark.parametrize(("sql", "params", "oracle_sql"), CASES, ids=[c[0][:60] for c in CASES])
+def test_noise_off_answer_equals_pooled_duckdb(
+    cursor: fedsql.Cursor,
+    pooled: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Any,
+    oracle_sql: str | None,
+) -> None:
+    got = federated_rows(cursor, sql, params)
+    assert cursor.privacy is not None and CLINIC in cursor.privacy.answered()
+    want = pooled.execute(oracle_sql or sql, params).fetchall()
+    if "ORDER BY" not in sql.upper():
+        got, want = sorted(got, key=_sort_key), sorted(want, key=_sort_key)
+    assert len(got) == len(want), (got[:5], want[:5])
+    for g, w in zip(got, want, strict=True):
+        assert all(_close(a, b) for a, b in zip(g, w, strict=True)), (g, w)
+
+
+def test_pushdown_refuses_what_it_cannot_guard_before_spending_budget_snapshots_answer(
+    mixed_federation: DemoFederation, cursor: fedsql.Cursor
+) -> None:
+    agent = mixed_federation.silos[CLINIC]
+    admitted, executed = agent.stats.admitted, agent.stats.executed
+    cursor.execute("SELECT COUNT(*) FROM patients WHERE age + 1 > 40")
+    assert cursor.privacy is not None
+    if isinstance(agent.engine, PushdownEngine):
+        assert "cannot guard" in cursor.privacy.refused()[CLINIC]
+        assert (agent.stats.admitted, agent.stats.executed) == (admitted, executed)
+    else:  # a snapshot runs in the silo's own DuckDB, which guards every row
+        assert CLINIC in cursor.privacy.answered()
+        assert agent.stats.executed == executed + 1
