@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from fedsql import errors
-from fedsql.dbapi.profiles import DEMO, Endpoint, resolve
+from fedsql.dbapi.profiles import DEMO, EMBEDDED, Endpoint, resolve
 from fedsql.errors import InterfaceError
 from fedsql.transport.client import AnalystClient
 from fedsql.transport.messages import CatalogReply, CatalogTable
@@ -144,7 +144,8 @@ def connect(
     """Open a connection to a hub, to a hub named by a profile, or to the embedded demo.
 
     Args:
-        target: ``"demo"`` starts the embedded demo federation in this process; ``host:port``
+        target: ``"demo"`` starts the embedded demo federation in this process (``"omop"``
+            the embedded OMOP example federation of ``examples/omop``); ``host:port``
             is a hub; ``fedsql://[analyst@]host:port[/?epsilon=..&timeout_s=..&profile=..]``
             is a hub with defaults. None: the ``profile``, else the ``default`` profile if the
             profile file defines one, else the demo.
@@ -153,7 +154,7 @@ def connect(
         analyst: The analyst name budgets are charged to.
         epsilon: Default epsilon per query (None: the federation's default).
         timeout_s: Deadline of each query, in seconds.
-        state_dir: With the demo, a folder to keep the clinics' ledgers between runs.
+        state_dir: With an embedded federation, a folder to keep the clinics' ledgers between runs.
 
     Returns:
         An open connection. Connections are plaintext gRPC: mutual TLS and analyst tokens are
@@ -171,10 +172,10 @@ def connect(
     )
     hub = endpoint.hub or DEMO
     owned = None
-    if hub == DEMO:
+    if hub in EMBEDDED:
         from fedsql.demo.federation import DemoFederation
 
-        owned = DemoFederation(state_dir=state_dir)
+        owned = DemoFederation(state_dir=state_dir, dataset=hub)
         hub = owned.target
     analyst_name = endpoint.analyst
     try:
