@@ -84,8 +84,8 @@ ORACLE_SQL: dict[str, str] = {
         "= 320128) AS htn FROM person) GROUP BY band ORDER BY band"
     ),
     "09_measurement_means_by_concept": (
-        "SELECT measurement_concept_id, unit_concept_id, count(*), "
-        "sum(value_as_number) / count(value_as_number) FROM measurement GROUP BY ALL ORDER BY 1, 2"
+        "SELECT measurement_concept_id, count(*), sum(value_as_number) / count(value_as_number) "
+        "FROM measurement GROUP BY ALL ORDER BY 1"
     ),
     "10_mean_hba1c_in_type2_diabetes": (
         "SELECT d.person_id IS NOT NULL AS t2d, count(*), avg(m.value_as_number) "
