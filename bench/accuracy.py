@@ -54,6 +54,9 @@ from fedsql.sql import CELL_COLUMN, PARTIALS_TABLE, SALT_PARAM, FederatedPlan, p
 
 TARGET_RATIO = 1.2
 EPSILON = 1.0
+#: Suppression off: the federation then NULLs only cells whose noisy count is negative, and the
+#: central reference gets the same post-processing.
+MIN_GROUP_SIZE = 0
 #: The demo queries of the README and examples/ (quickstart, notebook, latency benchmark).
 DEMO_QUERIES: tuple[tuple[str, str, tuple[object, ...]], ...] = (
     ("count", "SELECT COUNT(*) FROM patients", ()),
@@ -134,15 +137,26 @@ def exact_totals(plan: FederatedPlan, files: dict[str, Path]) -> np.ndarray:
     return total
 
 
-def project(plan: FederatedPlan, values: np.ndarray) -> dict[str, np.ndarray]:
+def project(
+    plan: FederatedPlan, values: np.ndarray, min_group_size: float | None = None
+) -> dict[str, np.ndarray]:
     """Every output column of every cell for each row of ``values`` (reps x dimension).
+
+    With ``min_group_size``, cells whose (noisy) count is below it are NULL, as the hub's
+    finalize makes them (with suppression off, the federation's minimum is 0, so cells with a
+    negative noisy count).
 
     Returns output name -> (reps x cells) array (NaN for NULL); key outputs are left out.
     """
     reps = values.shape[0]
+    count_j = [m.name for m in plan.measures].index(plan.count_measure)
     tables = []
     for r in range(reps):
-        table = partials_table(plan, values[r], np.zeros(plan.cells, dtype=bool))
+        counts = values[r].reshape(plan.cells, len(plan.measures))[:, count_j]
+        suppressed = (
+            np.zeros(plan.cells, dtype=bool) if min_group_size is None else counts < min_group_size
+        )
+        table = partials_table(plan, values[r], suppressed)
         shifted = pa.array(np.arange(plan.cells, dtype=np.int64) + r * plan.cells)
         tables.append(table.set_column(0, CELL_COLUMN, shifted))
     con = duckdb.connect()
@@ -203,7 +217,7 @@ def central_errors(
     per_coordinate = np.tile(sigmas, case.plan.cells)
     rng = np.random.default_rng(20_260_101)
     noisy = totals[None, :] + rng.standard_normal((reps, totals.size)) * per_coordinate
-    return relative_errors(truth, project(case.plan, noisy))
+    return relative_errors(truth, project(case.plan, noisy, MIN_GROUP_SIZE))
 
 
 def fedsql_errors(
@@ -272,7 +286,11 @@ def measure(name: str, reps: int, central_reps: int) -> tuple[list[Outcome], lis
     # The exact totals are read before the silos open the clinics' files.
     exact = {case.name: exact_totals(case.plan, files) for case in cases}
     rng = np.random.default_rng(7)
-    overrides = {"budget_epsilon": 1_000_000.0, "min_group_size": 0, "rate_limit": None}
+    overrides = {
+        "budget_epsilon": 1_000_000.0,
+        "min_group_size": MIN_GROUP_SIZE,
+        "rate_limit": None,
+    }
     outcomes = []
     with (
         tempfile.TemporaryDirectory() as state,
