@@ -121,10 +121,11 @@ def exact_totals(plan: FederatedPlan, files: dict[str, Path]) -> np.ndarray:
     """The noise-free totals: every clinic's partial vector (as its silo computes it), summed.
 
     The uncapped partial SQL is what a silo runs when no unit exceeds the row cap, which the
-    generators guarantee; clamping to the contract's bounds is part of the SQL.
+    generators guarantee; clamping to the contract's bounds is part of the SQL. A plan without
+    an uncapped form runs capped with a fixed salt (the rows a silo keeps with that salt).
     """
     total = np.zeros(plan.dimension)
-    sql = plan.partial_sql_uncapped
+    sql = plan.partial_sql_uncapped or plan.partial_sql
     params = {SALT_PARAM: 0} if f"${SALT_PARAM}" in sql else {}
     for path in files.values():
         con = duckdb.connect(str(path), read_only=True)
