@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("secagg.py", "per silo"),
         ("roundtrip.py", "median"),
         ("connectors.py", "pushdown/direct ratio"),
+        ("accuracy.py", "worst ratio"),
     ],
 )
 def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from fedsql.demo.omop import ensure_omop_data
 from fedsql.privacy.ledger import Ledger
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -24,6 +27,27 @@ def test_quickstart_runs(demo_data: object) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "diabetes among patients aged 50" in proc.stdout
+    assert "budget left" in proc.stdout
+
+
+def test_omop_example_asks_every_research_query(tmp_path: Path) -> None:
+    files = ensure_omop_data()
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "omop" / "run.py"), "--rows", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "FEDSQL_CACHE_DIR": str(next(iter(files.values())).parents[1])},
+    )
+    assert proc.returncode == 0, proc.stderr
+    queries = sorted((EXAMPLES / "omop" / "queries").glob("*.sql"))
+    for path in queries:
+        assert f"\n{path.stem}: " in proc.stdout
+    counts = re.search(r"(\d+) answered, (\d+) not answerable yet", proc.stdout)
+    assert counts is not None, proc.stdout[-500:]
+    answered, rejected = int(counts[1]), int(counts[2])
+    assert answered + rejected == len(queries) and answered >= 8
     assert "budget left" in proc.stdout
 
 

@@ -29,8 +29,8 @@ HubOption = Annotated[
     str | None,
     typer.Option(
         "--hub",
-        help="Hub host:port, a fedsql:// URL, or 'demo' for the embedded demo "
-        "(default: the profile, else the 'default' profile, else the demo).",
+        help="Hub host:port, a fedsql:// URL, 'demo' for the embedded demo or 'omop' for the "
+        "embedded OMOP example (default: the profile, else the 'default' profile, else the demo).",
     ),
 ]
 ProfileOption = Annotated[

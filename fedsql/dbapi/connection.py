@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from fedsql import errors
-from fedsql.dbapi.profiles import DEMO, Endpoint, resolve
+from fedsql.dbapi.profiles import DEMO, EMBEDDED, Endpoint, resolve
 from fedsql.errors import InterfaceError
 from fedsql.secagg.analyst_query import SignedQuery
 from fedsql.secagg.identity import IdentityKey
@@ -189,7 +189,8 @@ def connect(
     """Open a connection to a hub, to a hub named by a profile, or to the embedded demo.
 
     Args:
-        target: ``"demo"`` starts the embedded demo federation in this process; ``host:port``
+        target: ``"demo"`` starts the embedded demo federation in this process (``"omop"``
+            the embedded OMOP example federation of ``examples/omop``); ``host:port``
             is a hub; ``fedsql://[analyst@]host:port[/?epsilon=..&timeout_s=..&profile=..]``
             is a hub with defaults. None: the ``profile``, else the ``default`` profile if the
             profile file defines one, else the demo.
@@ -198,10 +199,10 @@ def connect(
         analyst: The analyst name budgets are charged to.
         epsilon: Default epsilon per query (None: the federation's default).
         timeout_s: Deadline of each query, in seconds.
-        state_dir: With the demo, a folder to keep the clinics' ledgers between runs.
         token: The analyst's API token for the hub (``fedsql hub analyst add NAME``).
         key: The analyst's signing key file (``fedsql analyst keygen``); every query is then
             signed, and clinics of a federation that enrols analysts take only signed queries.
+        state_dir: With an embedded federation, a folder to keep its ledgers between runs.
 
     Returns:
         An open connection: mutual TLS with a profile's ``tls``, plaintext gRPC to loopback
@@ -226,10 +227,10 @@ def connect(
     )
     hub = endpoint.hub or DEMO
     owned = None
-    if hub == DEMO:
+    if hub in EMBEDDED:
         from fedsql.demo.federation import DemoFederation
 
-        owned = DemoFederation(state_dir=state_dir)
+        owned = DemoFederation(state_dir=state_dir, dataset=hub)
         hub = owned.target
     analyst_name = endpoint.analyst
     try:

@@ -40,6 +40,8 @@ from fedsql.errors import ConfigError, InterfaceError
 
 #: The hub name that starts the embedded demo federation in-process.
 DEMO = "demo"
+#: Every hub name that starts an embedded example federation in-process (``demo``, ``omop``).
+EMBEDDED: tuple[str, ...] = (DEMO, "omop")
 #: URL scheme of fedsql connections (also the SQLAlchemy dialect name).
 SCHEME = "fedsql"
 #: The profile used when neither a hub nor a profile is named, if the file defines it.

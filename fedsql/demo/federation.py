@@ -1,4 +1,4 @@
-"""The embedded demo federation: a hub and four silos in one process, over real gRPC on loopback."""
+"""The embedded example federations: a hub and its silos in one process, real gRPC on loopback."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from fedsql.audit import AuditLog
 from fedsql.config.contract import load_contract
 from fedsql.config.policy import load_policy
-from fedsql.demo.generator import demo_files, ensure_demo_data
+from fedsql.demo.datasets import dataset as example_dataset
 from fedsql.errors import ConfigError
 from fedsql.hub.coordinator import Hub
 from fedsql.secagg.analyst_query import AnalystKey
@@ -29,10 +29,12 @@ DEMO_PREFIX = "demo:"
 
 
 class DemoFederation:
-    """Start the demo hub and its four silos; stop them all on :meth:`close`.
+    """Start an example federation's hub and its silos; stop them all on :meth:`close`.
 
-    Budgets live in ``state_dir``; by default a fresh temporary folder, so every demo run starts
-    with full budgets. Pass a folder to keep ledgers between runs.
+    ``dataset`` picks the federation: ``"demo"`` (four clinics, ``policies/demo``) or ``"omop"``
+    (five OMOP CDM clinics, ``examples/omop``). Budgets live in ``state_dir``; by default a fresh
+    temporary folder, so every demo run starts with full budgets. Pass a folder to keep ledgers
+    between runs.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class DemoFederation:
         hub_audit: bool = False,
         analysts: Mapping[str, bytes] | None = None,
         analyst_for_token: Callable[[str], str | None] | None = None,
+        dataset: str = "demo",
     ) -> None:
         """Generate (or reuse) the demo data and start everything.
 
@@ -57,7 +60,7 @@ class DemoFederation:
             cache_dir: Folder for the generated clinic databases (default cache).
             noise: False only with ``testing``: noise-off answers for oracle tests.
             testing: Start the silos in test mode.
-            silos: Start only these clinics (default: all four).
+            silos: Start only these clinics (default: all of them).
             policy_overrides: Policy fields to replace in every clinic's policy (for tests, e.g.
                 ``{"budget_epsilon": 1000.0}``).
             silo_overrides: Policy fields to replace in one clinic's policy, by silo id (e.g.
@@ -68,6 +71,7 @@ class DemoFederation:
             analysts: Analysts to enrol in the signed roster (name -> Ed25519 public key); the
                 clinics then take only queries those analysts signed.
             analyst_for_token: The hub's API-token check (see ``fedsql.hub.analysts``).
+            dataset: The example federation to run: ``"demo"`` or ``"omop"``.
         """
         if not noise and not testing:
             raise ConfigError("noise can be switched off only in test mode")
@@ -76,9 +80,11 @@ class DemoFederation:
             self._tmp = tempfile.TemporaryDirectory(prefix="fedsql-demo-")
             state_dir = self._tmp.name
         self.state_dir = Path(state_dir)
-        files = demo_files()
+        example = example_dataset(dataset)
+        self.dataset = example.name
+        files = example.files()
         self.contract = load_contract(files / "contract.toml")
-        data = ensure_demo_data(Path(cache_dir) if cache_dir else None)
+        data = example.ensure_data(Path(cache_dir) if cache_dir else None)
         policies = []
         for policy_file in sorted(files.glob("*.toml")):
             if policy_file.name == "contract.toml":

@@ -15,29 +15,48 @@ name. The data follows a known ground truth, so federated answers can be checked
 Generation is vectorised (numpy, Arrow into DuckDB) and seeded per clinic from SEED; the same
 GENERATOR_VERSION and library versions give the same data. Files are cached under
 ``$FEDSQL_CACHE_DIR`` (default ``~/.cache/fedsql``) in a folder named GENERATOR_VERSION, written
-atomically under a file lock, so concurrent processes build them once.
+atomically under a file lock, so concurrent processes build them once (:mod:`fedsql.demo.cache`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
-import hashlib
-import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fedsql.demo.cache import (
+    MANIFEST,
+    cache_root,
+    data_checksum,
+    ensure_built,
+    expected_header,
+    read_manifest_in,
+)
 from fedsql.errors import ConfigError
+
+__all__ = [
+    "CLINICS",
+    "GENERATOR_VERSION",
+    "MANIFEST",
+    "SEED",
+    "TABLE_COLUMNS",
+    "Clinic",
+    "clinic",
+    "data_checksum",
+    "demo_cache_dir",
+    "demo_files",
+    "diabetes_probability",
+    "ensure_demo_data",
+    "generate_clinic",
+    "read_manifest",
+]
 
 #: Change this whenever the generated data changes; it names the cache folder.
 GENERATOR_VERSION = "demo-v1"
@@ -366,10 +385,7 @@ def demo_cache_dir(cache_dir: Path | None = None) -> Path:
     Returns:
         ``<cache root>/<GENERATOR_VERSION>`` (not created here).
     """
-    if cache_dir is None:
-        env = os.environ.get("FEDSQL_CACHE_DIR", "").strip()
-        cache_dir = Path(env) if env else Path.home() / ".cache" / "fedsql"
-    return Path(cache_dir).expanduser() / GENERATOR_VERSION
+    return cache_root(cache_dir) / GENERATOR_VERSION
 
 
 def ensure_demo_data(cache_dir: Path | None = None) -> dict[str, Path]:
@@ -377,8 +393,8 @@ def ensure_demo_data(cache_dir: Path | None = None) -> dict[str, Path]:
 
     Safe when several processes call it at once: building happens under an exclusive file lock,
     each file is written to a temporary name and renamed into place, and the manifest (written
-    last) is what marks the set complete. A manifest from other library versions triggers a
-    rebuild, since the random streams may differ.
+    last) is what marks the set complete (see :mod:`fedsql.demo.cache`). A manifest from other
+    library versions triggers a rebuild, since the random streams may differ.
 
     Args:
         cache_dir: The cache root; by default ``$FEDSQL_CACHE_DIR``, else ``~/.cache/fedsql``.
@@ -386,158 +402,18 @@ def ensure_demo_data(cache_dir: Path | None = None) -> dict[str, Path]:
     Returns:
         Silo id -> DuckDB file, in CLINICS order.
     """
-    folder = demo_cache_dir(cache_dir)
-    paths = {c.id: folder / f"{c.id}.duckdb" for c in CLINICS}
-    if _manifest_ok(folder, paths):
-        return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".lock"):
-        if _manifest_ok(folder, paths):
-            return paths
-        _remove_leftovers(folder)
-        _atomic_remove(folder / MANIFEST)
-        entries = {c.id: _write_clinic(c, paths[c.id]) for c in CLINICS}
-        manifest = {**_expected_header(), "clinics": entries}
-        _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return paths
-
-
-#: Name of the file that records what was built (versions, row counts, checksums).
-MANIFEST = "manifest.json"
+    return ensure_built(
+        demo_cache_dir(cache_dir),
+        expected_header(GENERATOR_VERSION, SEED),
+        [c.id for c in CLINICS],
+        generate_clinic,
+        TABLE_COLUMNS,
+    )
 
 
 def read_manifest(cache_dir: Path | None = None) -> dict[str, Any] | None:
     """The manifest of the current demo build, or None if there is none (or it is unreadable)."""
-    try:
-        data = json.loads((demo_cache_dir(cache_dir) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def data_checksum(path: Path) -> str:
-    """SHA-256 over a clinic database's schema and contents (independent of row order).
-
-    Args:
-        path: A DuckDB file.
-
-    Returns:
-        Hex digest over every table's name, column names and types, row count and the sum of
-        DuckDB's row hashes.
-    """
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return _checksum(con)
-    finally:
-        con.close()
-
-
-def _checksum(con: duckdb.DuckDBPyConnection) -> str:
-    names = [
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
-    ]
-    summary: list[object] = []
-    for name in names:
-        columns = con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
-            "ORDER BY column_index",
-            [name],
-        ).fetchall()
-        count, total = con.execute(
-            f'SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM "{name}" AS t'
-        ).fetchone() or (0, 0)
-        summary.append([name, [list(c) for c in columns], count, str(total)])
-    return hashlib.sha256(json.dumps(summary).encode()).hexdigest()
-
-
-def _write_clinic(spec: Clinic, path: Path) -> dict[str, Any]:
-    tables = generate_clinic(spec)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _atomic_remove(tmp)
-    con = duckdb.connect(str(tmp))
-    try:
-        for name, table in tables.items():
-            schema = TABLE_COLUMNS.get(name) or tuple(
-                (f.name, _duck_type(f.type)) for f in table.schema
-            )
-            ddl = ", ".join(f'"{col}" {sql_type}' for col, sql_type in schema)
-            con.execute(f'CREATE TABLE "{name}" ({ddl})')
-            con.register("__source", table)
-            con.execute(f'INSERT INTO "{name}" SELECT * FROM __source')
-            con.unregister("__source")
-        checksum = _checksum(con)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    os.replace(tmp, path)
-    return {
-        "file": path.name,
-        "rows": {name: table.num_rows for name, table in tables.items()},
-        "checksum": checksum,
-    }
-
-
-def _duck_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_int64(arrow_type):
-        return "BIGINT"
-    if pa.types.is_floating(arrow_type):
-        return "DOUBLE"
-    if pa.types.is_date32(arrow_type):
-        return "DATE"
-    if pa.types.is_boolean(arrow_type):
-        return "BOOLEAN"
-    return "VARCHAR"
-
-
-def _expected_header() -> dict[str, Any]:
-    return {
-        "generator_version": GENERATOR_VERSION,
-        "seed": SEED,
-        "numpy": np.__version__,
-        "duckdb": duckdb.__version__,
-    }
-
-
-def _manifest_ok(folder: Path, paths: dict[str, Path]) -> bool:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(manifest, dict):
-        return False
-    if any(manifest.get(k) != v for k, v in _expected_header().items()):
-        return False
-    entries = manifest.get("clinics")
-    if not isinstance(entries, dict) or set(entries) != set(paths):
-        return False
-    return all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _remove_leftovers(folder: Path) -> None:
-    """Delete temporary files of builds that died (only called while holding the lock)."""
-    for leftover in folder.glob(".*.tmp*"):
-        _atomic_remove(leftover)
-
-
-def _atomic_remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    return read_manifest_in(demo_cache_dir(cache_dir))
 
 
 def demo_files() -> Path:

@@ -24,6 +24,7 @@ import pytest
 
 from fedsql.cli import exits
 from fedsql.demo.federation import DemoFederation
+from fedsql.demo.omop import ensure_omop_data
 
 SQL = "SELECT sex, COUNT(*) AS n, AVG(bmi) AS bmi FROM patients WHERE age >= 40 GROUP BY sex"
 SILOS = ("mumbai", "san-francisco", "seoul", "sydney")
@@ -330,6 +331,18 @@ def test_the_embedded_demo(home: Path, demo_data: object) -> None:
     proc = run("query", "--hub", "demo", "--format", "json", SQL, home=home)
     assert proc.returncode == exits.OK, proc.stderr
     assert len(json.loads(proc.stdout)["rows"]) == 2
+
+
+def test_the_embedded_omop_example(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = ensure_omop_data()
+    monkeypatch.setenv("FEDSQL_CACHE_DIR", str(next(iter(files.values())).parents[1]))
+    sql = "SELECT visit_concept_id, COUNT(*) AS visits FROM visit_occurrence GROUP BY 1"
+    proc = run("query", "--hub", "omop", "--format", "json", sql, home=home)
+    assert proc.returncode == exits.OK, proc.stderr
+    rows = json.loads(proc.stdout)["rows"]
+    assert sorted(row["visit_concept_id"] for row in rows) == [9201, 9202, 9203]
+    for clinic in ("boston", "kyoto", "lyon", "nairobi", "sao-paulo"):
+        assert f"{clinic} answered" in proc.stderr
 
 
 def test_explain_shows_plan_and_spends_nothing(hub: str, home: Path) -> None:
