@@ -56,6 +56,19 @@ def check_row_types(query: Query) -> None:
         _Checker(query.table).check(query.where)
 
 
+def check_condition(where: exp.Expr, table: Table) -> None:
+    """Refuse implicit conversions of row values in one resolved row-level condition.
+
+    Args:
+        where: A condition whose columns are (virtual) columns of ``table``.
+        table: The table (or joined rows) the condition reads.
+
+    Raises:
+        QueryRejected: As :func:`check_row_types`.
+    """
+    _Checker(table).check(where)
+
+
 class _Checker:
     """Walks one row-level expression with the table's column types at hand."""
 
