@@ -49,7 +49,7 @@ _CLAUSE_ADVICE: dict[str, str] = {
     "with_": "common table expressions (WITH ...) are not supported; write one SELECT over "
     "one federated table",
     "distinct": "SELECT DISTINCT is not supported; GROUP BY the columns and aggregate instead",
-    "laterals": "LATERAL is not supported; query one federated table at a time",
+    "laterals": "LATERAL is not supported; join tables on the privacy unit with JOIN ... ON",
     "pivots": "PIVOT / UNPIVOT is not supported; GROUP BY the pivot column instead",
     "qualify": "QUALIFY is not supported; filter aggregates with HAVING",
     "windows": "named windows (WINDOW ...) are not supported; aggregate with GROUP BY instead",

@@ -295,6 +295,7 @@ def _join_condition(
             f"the join condition {shown} must compare the unit of {right.label} with the unit "
             "of a table joined before it"
         )
+    sides.sort(key=lambda side: side[0])
     for _, source in sides:
         context.reads.note(source, as_key=True)
     return exp.EQ(this=sides[0][1].sql.copy(), expression=sides[1][1].sql.copy())
@@ -609,9 +610,10 @@ def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:
 
 
 def _is_correlated(conjunct: exp.Expr, scope: Scope) -> bool:
-    """True if the condition refers to a column of an enclosing query."""
-    for column in conjunct.find_all(exp.Column):
-        if scope.find(column) is None:
+    """True if the condition refers to a column of an enclosing query (nested IN / EXISTS
+    subqueries are checked on their own)."""
+    for node in conjunct.walk(prune=is_semi_join):
+        if isinstance(node, exp.Column) and scope.find(node) is None:
             return True
     return False
 
