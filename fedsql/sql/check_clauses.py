@@ -1,4 +1,4 @@
-"""Clause check: SELECT, WITH, FROM <tables joined on the unit>, WHERE, GROUP BY, HAVING, ORDER BY, ...
+"""Clause check: SELECT, WITH, FROM <tables joined on the unit>, WHERE, GROUP BY, ... LIMIT.
 
 The outer query may use WITH, FROM (a table, a CTE or a subquery), INNER / LEFT joins with ON,
 WHERE, GROUP BY, HAVING, ORDER BY, LIMIT and OFFSET. A subquery or CTE body may use WITH, FROM,
@@ -18,7 +18,18 @@ from fedsql.sql.allowlist import function_name
 
 #: Select clauses a federated query may use (sqlglot arg names).
 ALLOWED_CLAUSES: frozenset[str] = frozenset(
-    {"expressions", "from_", "where", "group", "having", "order", "limit", "offset", "with_", "joins"}
+    {
+        "expressions",
+        "from_",
+        "where",
+        "group",
+        "having",
+        "order",
+        "limit",
+        "offset",
+        "with_",
+        "joins",
+    }
 )
 
 #: Clauses a subquery or CTE body may use (sqlglot arg names): row-level SQL only.
@@ -164,7 +175,7 @@ def _check_join(join: exp.Join) -> None:
     method = str(join.args.get("method") or "").upper()
     kind = str(join.args.get("kind") or "").upper()
     side = str(join.args.get("side") or "").upper()
-    if isinstance(join.this, exp.Lateral) or isinstance(join.this, exp.Unnest):
+    if isinstance(join.this, exp.Lateral | exp.Unnest):
         raise QueryRejected(_CLAUSE_ADVICE["laterals"])
     if method:
         raise QueryRejected(

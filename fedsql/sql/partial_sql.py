@@ -48,7 +48,7 @@ from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
 from fedsql.sql.query import Query
-from fedsql.sql.row_source import from_clause
+from fedsql.sql.relations import from_clause
 from fedsql.sql.statement import DIALECT
 
 ROWS_CTE = "__rows"
@@ -132,7 +132,9 @@ def _joined_rows(
     scope = query.source.scope
     row_ids = [f"{ROW_ID_COLUMN}{index}" for index in range(len(scope.row_ids()))]
     projections: list[exp.Expr] = [exp.alias_(scope.relations[0].unit.copy(), UNIT_COLUMN)]
-    projections += [exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)]
+    projections += [
+        exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
+    ]
     projections += [exp.alias_(scope.sql_of(key.source), key.name) for key in keys]
     projections += [
         exp.alias_(slot_value(slot, scope.sql_of(slot.column.name)), slot.name)

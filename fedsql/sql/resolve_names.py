@@ -23,7 +23,8 @@ from fedsql.sql.check_expressions import is_semi_join
 from fedsql.sql.output_names import default_name, unique_names
 from fedsql.sql.parameters import BOUND_META
 from fedsql.sql.query import Output, Query
-from fedsql.sql.row_source import build_row_source, check_unit_outputs
+from fedsql.sql.relations import check_unit_outputs
+from fedsql.sql.row_source import build_row_source
 
 
 def resolve_names(

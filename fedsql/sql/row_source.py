@@ -26,7 +26,8 @@ columns used only as join keys are listed as joins instead), so each silo checks
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import cast
 
 from sqlglot import exp
@@ -38,21 +39,16 @@ from fedsql.sql.check_expressions import check_row_level, is_semi_join
 from fedsql.sql.check_types import check_condition
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.output_types import infer_type
+from fedsql.sql.relations import (
+    Context,
+    base_relation,
+    from_clause,
+    join_condition,
+    join_node,
+)
 from fedsql.sql.scopes import Reads, Relation, Resolved, Scope, SourceColumn
 
 UNIT_COLUMN = "__unit"
-
-
-@dataclass
-class _Context:
-    """What every scope of one query shares: contract, visibility, CTEs in reach, reads."""
-
-    contract: Contract
-    visible: dict[str, frozenset[str]]
-    reads: Reads = field(default_factory=Reads)
-    ctes: dict[str, exp.Select] = field(default_factory=dict)
-    used_ctes: set[str] = field(default_factory=set)
-    semi_joins: int = 0
 
 
 @dataclass
@@ -62,11 +58,23 @@ class RowSource:
     scope: Scope
     reads: Reads
     plain: bool
-    _context: _Context
+    _context: Context
     _declared: tuple[str, ...] = ()
 
     def semi_join(self, node: exp.Expr) -> exp.Expr:
-        """Replace an IN / EXISTS subquery of the outer WHERE by a virtual boolean column."""
+        """Replace an IN / EXISTS subquery of the outer WHERE by a virtual boolean column.
+
+        Args:
+            node: The ``x IN (SELECT ...)`` or ``EXISTS (SELECT ...)`` node.
+
+        Returns:
+            A reference to the new virtual column (``__semi0``, ...) whose SQL is the checked
+            subquery.
+
+        Raises:
+            QueryRejected: The subquery is not a semi-join on the unit, or not row-level.
+            UnknownObject: It reads an unknown or unshared table or column.
+        """
         return _semi_join(node, self.scope, self._context)
 
     def check_ctes_used(self) -> None:
@@ -110,14 +118,12 @@ def build_row_source(
         UnknownObject: An unknown or unshared table or column.
         QueryRejected: A join not on the privacy unit, a subquery that is not row-level, ...
     """
-    context = _Context(contract=contract, visible=visible)
+    context = Context(contract=contract, visible=visible)
     _add_ctes(select, context)
     scope = _scope(select, context, outer=None)
     where = select.args.get("where")
     has_subquery = where is not None and any(is_semi_join(n) for n in where.this.walk())
-    plain = (
-        len(scope.relations) == 1 and scope.relations[0].table is not None and not has_subquery
-    )
+    plain = len(scope.relations) == 1 and scope.relations[0].table is not None and not has_subquery
     declared = tuple(context.ctes)
     plain = plain and not declared
     return RowSource(
@@ -125,7 +131,7 @@ def build_row_source(
     )
 
 
-def _add_ctes(select: exp.Select, context: _Context) -> None:
+def _add_ctes(select: exp.Select, context: Context) -> None:
     """Put the SELECT's CTEs in reach (each may use the ones before it)."""
     with_ = select.args.get("with_")
     if with_ is None:
@@ -139,8 +145,7 @@ def _add_ctes(select: exp.Select, context: _Context) -> None:
         body = cte.this
         if not isinstance(body, exp.Select):
             raise QueryRejected(
-                f"CTE {name} must be one SELECT (UNION and other set operations are not "
-                "supported)"
+                f"CTE {name} must be one SELECT (UNION and other set operations are not supported)"
             )
         if cte.args.get("materialized") is not None:
             raise QueryRejected(f"MATERIALIZED hints on CTE {name} are not supported")
@@ -156,7 +161,7 @@ def _add_ctes(select: exp.Select, context: _Context) -> None:
         context.ctes[name] = body
 
 
-def _scope(select: exp.Select, context: _Context, outer: Scope | None) -> Scope:
+def _scope(select: exp.Select, context: Context, outer: Scope | None) -> Scope:
     """The relations of a SELECT's FROM clause and joins, each join checked on the unit."""
     relations = [_relation(select.args["from_"].this, context)]
     labels = [relations[0].label]
@@ -168,7 +173,7 @@ def _scope(select: exp.Select, context: _Context, outer: Scope | None) -> Scope:
                 "each an alias"
             )
         side = str(join.args.get("side") or "").upper()
-        relation.on = _join_condition(join.args["on"], relations, relation, context)
+        relation.on = join_condition(join.args["on"], relations, relation, context)
         relation.nullable = side == "LEFT"
         relation.side = side
         kind = "LEFT JOIN" if side == "LEFT" else "JOIN"
@@ -178,7 +183,7 @@ def _scope(select: exp.Select, context: _Context, outer: Scope | None) -> Scope:
     return Scope(relations, outer)
 
 
-def _relation(item: exp.Expr, context: _Context) -> Relation:
+def _relation(item: exp.Expr, context: Context) -> Relation:
     """One FROM item as a relation: a contract table, a CTE reference or a subquery."""
     alias_node = item.args.get("alias")
     alias = str(alias_node.name).lower() if alias_node is not None else ""
@@ -202,116 +207,16 @@ def _relation(item: exp.Expr, context: _Context) -> Relation:
         names = list(earlier)
         context.ctes = {n: earlier[n] for n in names[: names.index(name)]}
         try:
-            relation = _derived(body, alias or name, name + (f" AS {alias}" if alias else ""),
-                                context)  # fmt: skip
+            relation = _derived(
+                body, alias or name, name + (f" AS {alias}" if alias else ""), context
+            )
         finally:
             context.ctes = earlier
         return relation
-    return _base(item, context)
+    return base_relation(item, context)
 
 
-def _base(node: exp.Table, context: _Context) -> Relation:
-    """A contract table the caller may see."""
-    name = str(node.name).lower()
-    contract = context.contract
-    shared_tables = sorted(t for t in context.visible if contract.table(t) is not None)
-    if node.args.get("db") or node.args.get("catalog"):
-        parts = (node.args.get(key) for key in ("catalog", "db", "this"))
-        written = ".".join(part.sql("duckdb") for part in parts if part is not None)
-        raise UnknownObject(
-            f"qualified table name {written} is not allowed; name a federated table "
-            f"alone, e.g. FROM {name}"
-        )
-    table = contract.table(name)
-    if table is None:
-        raise UnknownObject(
-            f"unknown table {name!r}; tables you may query: {', '.join(shared_tables) or 'none'}"
-        )
-    if name not in context.visible:
-        raise UnknownObject(
-            f"table {name} is not shared; tables you may query: "
-            f"{', '.join(shared_tables) or 'none'}"
-        )
-    alias = str(node.alias).lower() or None
-    sql_alias = context.reads.next_alias()
-    context.reads.tables.add(table.name)
-    shown = context.visible[name]
-    columns = {
-        c.name: SourceColumn(
-            column=c,
-            sql=exp.column(exp.to_identifier(c.name, quoted=True), table=sql_alias),
-            origin=(table.name, c.name),
-            unit=c.name == table.unit,
-            key=c.name == table.unit,
-        )
-        for c in table.columns
-        if c.name in shown
-    }
-    return Relation(
-        label=table.name + (f" AS {alias}" if alias else ""),
-        alias=alias or table.name,
-        item=exp.Table(
-            this=exp.to_identifier(table.name, quoted=True),
-            alias=exp.TableAlias(this=exp.to_identifier(sql_alias)),
-        ),
-        columns=columns,
-        unit=exp.column(exp.to_identifier(table.unit, quoted=True), table=sql_alias),
-        row_ids=[exp.column("rowid", table=sql_alias)],
-        k=table.max_rows_per_unit,
-        table=table,
-        hidden=tuple(c for c in table.column_names if c not in shown),
-    )
-
-
-def _join_condition(
-    on: exp.Expr, left: list[Relation], right: Relation, context: _Context
-) -> exp.Expr:
-    """The SQL of a join's ON condition, which must equate the units of both sides."""
-    scope = Scope([*left, right])
-    shown = on.sql("duckdb", comments=False)
-    why = (
-        f"joins must be on the privacy unit alone (ON a.unit = b.unit); {shown} is not. A "
-        "join on other columns could pair one patient's rows with another patient's, and "
-        "then no bound on one patient's contribution would hold. Filter on other columns in "
-        "WHERE"
-    )
-    on = on.unnest()
-    if not (
-        isinstance(on, exp.EQ)
-        and isinstance(on.this, exp.Column)
-        and isinstance(on.expression, exp.Column)
-    ):
-        raise QueryRejected(why)
-    sides: list[tuple[int, SourceColumn]] = []
-    for node in (on.this, on.expression):
-        found = scope.resolve(node)
-        index = _relation_index(scope, node, found)
-        sides.append((index, found.source))
-    last = len(left)
-    if not all(source.unit for _, source in sides):
-        raise QueryRejected(why)
-    if sorted(index == last for index, _ in sides) != [False, True]:
-        raise QueryRejected(
-            f"the join condition {shown} must compare the unit of {right.label} with the unit "
-            "of a table joined before it"
-        )
-    sides.sort(key=lambda side: side[0])
-    for _, source in sides:
-        context.reads.note(source, as_key=True)
-    return exp.EQ(this=sides[0][1].sql.copy(), expression=sides[1][1].sql.copy())
-
-
-def _relation_index(scope: Scope, node: exp.Column, found: Resolved) -> int:
-    """Which relation of ``scope`` a resolved reference belongs to."""
-    for index, relation in enumerate(scope.relations):
-        if found.source in relation.columns.values() and (
-            not node.table or str(node.table).lower() == relation.alias
-        ):
-            return index
-    raise AssertionError("resolved columns belong to a relation")
-
-
-def _derived(select: exp.Select, name: str, label: str, context: _Context) -> Relation:
+def _derived(select: exp.Select, name: str, label: str, context: Context) -> Relation:
     """A row-level subquery (or CTE body) as a derived table."""
     where_from = f"subquery {name}" if label.startswith("(") else f"CTE {name}"
     check_subquery_clauses(select, where_from)
@@ -352,7 +257,7 @@ def _derived(select: exp.Select, name: str, label: str, context: _Context) -> Re
         ]
     inner = exp.select(*projections).from_(scope.relations[0].item.copy())
     for relation in scope.relations[1:]:
-        inner = inner.join(_join_node(relation))
+        inner = inner.join(join_node(relation))
     if condition is not None:
         inner = inner.where(condition)
     if distinct:
@@ -369,7 +274,7 @@ def _derived(select: exp.Select, name: str, label: str, context: _Context) -> Re
 
 
 def _items(
-    select: exp.Select, scope: Scope, context: _Context, where_from: str
+    select: exp.Select, scope: Scope, context: Context, where_from: str
 ) -> dict[str, tuple[exp.Expr, SourceColumn]]:
     """The SELECT list of a derived table: exposed name -> (resolved expression, column)."""
     items: dict[str, tuple[exp.Expr, SourceColumn]] = {}
@@ -414,11 +319,13 @@ def _items(
                 "an alias (... AS name) so the outer query can refer to it"
             )
         expression = _resolve_row(inner, scope, context, as_key=False)
-        table = scope.table()
-        kind = infer_type(expression, lambda n: _column_type(table, n), _no_aggregate)
+        kind = infer_type(expression, partial(_column_type, scope.table()), _no_aggregate)
         name = str(item.alias).lower()
-        add(name, expression, SourceColumn(column=Column(name, cast(ColumnType, kind)),
-                                           sql=exp.Null()))  # fmt: skip
+        add(
+            name,
+            expression,
+            SourceColumn(column=Column(name, cast(ColumnType, kind)), sql=exp.Null()),
+        )
     return items
 
 
@@ -445,20 +352,6 @@ def _scope_unit(scope: Scope) -> exp.Expr:
     return scope.relations[0].unit.copy()
 
 
-def _join_node(relation: Relation) -> exp.Join:
-    """The rendered JOIN of a relation after the first."""
-    assert relation.on is not None
-    join = exp.Join(this=relation.item.copy(), on=relation.on.copy())
-    if relation.side:
-        join.set("side", relation.side)
-    return join
-
-
-def from_clause(scope: Scope) -> tuple[exp.Expr, list[exp.Join]]:
-    """The FROM item and JOINs of a scope, as the partial SQL writes them."""
-    return scope.relations[0].item.copy(), [_join_node(r) for r in scope.relations[1:]]
-
-
 def _column_type(table: Table, name: str) -> str:
     column = table.column(name)
     assert column is not None
@@ -469,7 +362,7 @@ def _no_aggregate(_: exp.AggFunc) -> str:
     raise AssertionError("row-level expressions hold no aggregates")
 
 
-def _resolve_row(expression: exp.Expr, scope: Scope, context: _Context, *, as_key: bool) -> exp.Expr:
+def _resolve_row(expression: exp.Expr, scope: Scope, context: Context, *, as_key: bool) -> exp.Expr:
     """Resolve the columns of a row-level expression to the scope's virtual names."""
 
     def bind(node: exp.Expr) -> exp.Expr:
@@ -484,7 +377,7 @@ def _resolve_row(expression: exp.Expr, scope: Scope, context: _Context, *, as_ke
     return expression.transform(bind)
 
 
-def _row_condition(where: exp.Expr, scope: Scope, context: _Context, clause: str) -> exp.Expr:
+def _row_condition(where: exp.Expr, scope: Scope, context: Context, clause: str) -> exp.Expr:
     """A subquery's WHERE: checked, resolved, type-checked, guarded and turned into SQL."""
     check_row_level(where, clause, subqueries=True)
     resolved = _resolve_row(where, scope, context, as_key=False)
@@ -492,7 +385,7 @@ def _row_condition(where: exp.Expr, scope: Scope, context: _Context, clause: str
     return scope.to_sql(guard_row_errors(resolved))
 
 
-def _semi_join(node: exp.Expr, scope: Scope, context: _Context) -> exp.Expr:
+def _semi_join(node: exp.Expr, scope: Scope, context: Context) -> exp.Expr:
     """An IN / EXISTS subquery on the unit -> a virtual boolean column of ``scope``."""
     if isinstance(node, exp.Exists):
         sql = _exists(node, scope, context)
@@ -515,7 +408,7 @@ def _subquery_select(node: exp.Expr, what: str) -> exp.Select:
     return inner
 
 
-def _in_subquery(node: exp.In, outer: Scope, context: _Context) -> exp.Expr:
+def _in_subquery(node: exp.In, outer: Scope, context: Context) -> exp.Expr:
     """``unit IN (SELECT unit FROM ...)``: the outer unit, the inner rows' units."""
     lhs = node.this.unnest()
     left = outer.resolve(lhs) if isinstance(lhs, exp.Column) else None
@@ -557,7 +450,7 @@ def _in_subquery(node: exp.In, outer: Scope, context: _Context) -> exp.Expr:
     return exp.In(this=left.source.sql.copy(), query=exp.Subquery(this=inner))
 
 
-def _exists(node: exp.Exists, outer: Scope, context: _Context) -> exp.Expr:
+def _exists(node: exp.Exists, outer: Scope, context: Context) -> exp.Expr:
     """``EXISTS (SELECT ... FROM t WHERE t.unit = outer.unit AND <t's own conditions>)``."""
     select = _subquery_select(node, "EXISTS (...)")
     for item in select.expressions:
@@ -627,7 +520,7 @@ def _correlation_message(conjunct: exp.Expr) -> str:
     )
 
 
-def _correlation(conjunct: exp.Expr, scope: Scope, context: _Context) -> exp.Expr:
+def _correlation(conjunct: exp.Expr, scope: Scope, context: Context) -> exp.Expr:
     """The SQL of ``inner.unit = outer.unit`` (either order)."""
     node = conjunct.unnest()
     if not (
@@ -658,23 +551,3 @@ def _inner_from(select: exp.Select, scope: Scope) -> exp.Select:
     for join in joins:
         select = select.join(join)
     return select
-
-
-def check_unit_outputs(scope: Scope, query_columns: list[tuple[str, str]]) -> None:
-    """Refuse a NULL-extended unit column (the right side of a LEFT JOIN) outside WHERE.
-
-    Args:
-        scope: The outer scope.
-        query_columns: ``(clause, virtual name)`` of every column read after aggregation.
-
-    Raises:
-        QueryRejected: Such a unit column is output, grouped on or aggregated.
-    """
-    for clause, name in query_columns:
-        for virtual, column in scope.virtual_columns():
-            if virtual == name and column.unit and name != scope.unit_name:
-                raise QueryRejected(
-                    f"{name} is a privacy unit column and cannot be used in {clause}: "
-                    "results would describe single patients. Use it only in WHERE and in "
-                    "join conditions"
-                )

@@ -176,6 +176,13 @@ class Scope:
     def resolve(self, node: exp.Column, *, correlated: bool = False) -> Resolved:
         """The column a reference names, in this scope (or, with ``correlated``, an outer one).
 
+        Args:
+            node: The column reference, qualified or not.
+            correlated: Allow a reference to an enclosing query's column (EXISTS links).
+
+        Returns:
+            Its virtual name and source column; ``outer`` when it is an enclosing query's.
+
         Raises:
             UnknownObject: Unknown or unshared column, unknown qualifier.
             QueryRejected: An ambiguous name, a reference to an enclosing query where it is

@@ -121,9 +121,12 @@ CASES: list[tuple[str, Any, str | None]] = [
         None,
         None,
     ),
-    ("SELECT COUNT(*) FROM patients WHERE patient_id NOT IN (SELECT patient_id FROM labs "
-     "WHERE test = 'LDL' AND value > 100)",
-     None, None),  # fmt: skip
+    (
+        "SELECT COUNT(*) FROM patients WHERE patient_id NOT IN (SELECT patient_id FROM labs "
+        "WHERE test = 'LDL' AND value > 100)",
+        None,
+        None,
+    ),
     (
         "SELECT t.test, COUNT(*) AS patients_tested FROM "
         "(SELECT DISTINCT patient_id, test FROM labs) t GROUP BY t.test",

@@ -57,8 +57,7 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
         "RIGHT JOIN is not supported",
     ),
     (
-        "SELECT COUNT(*) FROM (SELECT patient_id, COUNT(*) AS n FROM visits "
-        "GROUP BY patient_id) s",
+        "SELECT COUNT(*) FROM (SELECT patient_id, COUNT(*) AS n FROM visits GROUP BY patient_id) s",
         errors.QueryRejected,
         "aggregation (GROUP BY) inside subquery s",
     ),
@@ -69,8 +68,7 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
         "LIMIT inside CTE top",
     ),
     (
-        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l "
-        "WHERE l.value > v.cost)",
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.value > v.cost)",
         errors.QueryRejected,
         "semi-join on the privacy unit",
     ),

@@ -47,7 +47,11 @@ QUERIES: list[tuple[str, list[Any] | None]] = [
         None,
     ),
     ("SELECT COUNT(*) FROM (SELECT * FROM patients WHERE age > 40) p", None),
-    ("SELECT s.test, COUNT(*) FROM (SELECT DISTINCT patient_id, test FROM labs) s GROUP BY s.test", None),
+    (
+        "SELECT s.test, COUNT(*) FROM (SELECT DISTINCT patient_id, test FROM labs) s "
+        "GROUP BY s.test",
+        None,
+    ),
     (
         "SELECT region, COUNT(*) FROM patients WHERE patient_id IN "
         "(SELECT DISTINCT patient_id FROM visits WHERE urgent) GROUP BY region",
@@ -144,24 +148,46 @@ def test_joined_answer_equals_duckdb_on_the_original_sql(
     ("sql", "cap", "tables"),
     [
         # joins multiply the caps: patients 2, visits 4, labs 6
-        ("SELECT COUNT(*) FROM labs l JOIN patients p ON l.patient_id = p.patient_id", 12,
-         ("labs", "patients")),
-        ("SELECT COUNT(*) FROM visits v LEFT JOIN labs l ON l.patient_id = v.patient_id", 24,
-         ("labs", "visits")),
-        ("SELECT COUNT(*) FROM visits a JOIN visits b ON a.patient_id = b.patient_id", 16,
-         ("visits",)),
-        ("SELECT COUNT(*) FROM patients p JOIN visits v ON p.patient_id = v.patient_id "
-         "JOIN labs l ON l.patient_id = v.patient_id", 48, ("labs", "patients", "visits")),
+        (
+            "SELECT COUNT(*) FROM labs l JOIN patients p ON l.patient_id = p.patient_id",
+            12,
+            ("labs", "patients"),
+        ),
+        (
+            "SELECT COUNT(*) FROM visits v LEFT JOIN labs l ON l.patient_id = v.patient_id",
+            24,
+            ("labs", "visits"),
+        ),
+        (
+            "SELECT COUNT(*) FROM visits a JOIN visits b ON a.patient_id = b.patient_id",
+            16,
+            ("visits",),
+        ),
+        (
+            "SELECT COUNT(*) FROM patients p JOIN visits v ON p.patient_id = v.patient_id "
+            "JOIN labs l ON l.patient_id = v.patient_id",
+            48,
+            ("labs", "patients", "visits"),
+        ),
         # semi-joins and row-level subqueries do not
-        ("SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM labs)", 4,
-         ("labs", "visits")),
-        ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l JOIN patients p "
-         "ON l.patient_id = p.patient_id WHERE l.patient_id = v.patient_id)", 4,
-         ("labs", "patients", "visits")),
-        ("WITH c AS (SELECT DISTINCT patient_id, test FROM labs) SELECT COUNT(*) FROM c", 6,
-         ("labs",)),
+        (
+            "SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM labs)",
+            4,
+            ("labs", "visits"),
+        ),
+        (
+            "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l JOIN patients p "
+            "ON l.patient_id = p.patient_id WHERE l.patient_id = v.patient_id)",
+            4,
+            ("labs", "patients", "visits"),
+        ),
+        (
+            "WITH c AS (SELECT DISTINCT patient_id, test FROM labs) SELECT COUNT(*) FROM c",
+            6,
+            ("labs",),
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_row_cap_is_the_product_of_the_joined_caps(
     sql: str, cap: int, tables: tuple[str, ...]
 ) -> None:
@@ -190,8 +216,9 @@ def test_the_plan_lists_every_column_read_through_ctes_and_subqueries() -> None:
         ("visits", "dept"),
     )
     assert len(plan.joins) == 2
-    assert any("product of the joined tables' max_rows_per_unit" in line
-               for line in plan.explanation)  # fmt: skip
+    assert any(
+        "product of the joined tables' max_rows_per_unit" in line for line in plan.explanation
+    )
 
 
 def test_the_row_id_stays_unique_after_the_join(clinic: duckdb.DuckDBPyConnection) -> None:
@@ -211,12 +238,16 @@ def test_the_row_id_stays_unique_after_the_join(clinic: duckdb.DuckDBPyConnectio
 def test_the_plan_does_not_depend_on_the_analysts_aliases() -> None:
     a = plan_query(
         "SELECT COUNT(*) FROM labs x JOIN patients y ON x.patient_id = y.patient_id",
-        None, CONTRACT, VISIBLE,
-    )  # fmt: skip
+        None,
+        CONTRACT,
+        VISIBLE,
+    )
     b = plan_query(
         "SELECT COUNT(*) FROM labs AS l JOIN patients AS p ON p.patient_id = l.patient_id",
-        None, CONTRACT, VISIBLE,
-    )  # fmt: skip
+        None,
+        CONTRACT,
+        VISIBLE,
+    )
     assert a.partial_sql == b.partial_sql
 
 
@@ -224,97 +255,225 @@ Q, U = QueryRejected, UnknownObject
 
 REJECTIONS: list[tuple[str, type[Error], str]] = [
     # joins that are not on the privacy unit
-    ("SELECT COUNT(*) FROM visits v JOIN labs l ON v.visit_date = l.year", Q,
-     "joins must be on the privacy unit alone"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id < l.patient_id", Q,
-     "could pair one patient's rows with another patient's"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id AND l.test = 'ldl'",
-     Q, "Filter on other columns in WHERE"),
-    ("SELECT COUNT(*) FROM visits v JOIN (SELECT cost FROM visits) s ON s.cost = v.cost", Q,
-     "joins must be on the privacy unit alone"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id "
-     "JOIN patients p ON v.patient_id = l.patient_id", Q,
-     "must compare the unit of patients AS p with the unit of a table joined before it"),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l ON v.visit_date = l.year",
+        Q,
+        "joins must be on the privacy unit alone",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id < l.patient_id",
+        Q,
+        "could pair one patient's rows with another patient's",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l "
+        "ON v.patient_id = l.patient_id AND l.test = 'ldl'",
+        Q,
+        "Filter on other columns in WHERE",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN (SELECT cost FROM visits) s ON s.cost = v.cost",
+        Q,
+        "joins must be on the privacy unit alone",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id "
+        "JOIN patients p ON v.patient_id = l.patient_id",
+        Q,
+        "must compare the unit of patients AS p with the unit of a table joined before it",
+    ),
     ("SELECT COUNT(*) FROM visits CROSS JOIN labs", Q, "CROSS JOIN is not supported"),
-    ("SELECT COUNT(*) FROM visits, labs WHERE visits.patient_id = labs.patient_id", Q,
-     "a join without ON"),
-    ("SELECT COUNT(*) FROM visits v RIGHT JOIN labs l ON v.patient_id = l.patient_id", Q,
-     "RIGHT JOIN is not supported; write LEFT JOIN with the tables swapped"),
-    ("SELECT COUNT(*) FROM visits v FULL JOIN labs l ON v.patient_id = l.patient_id", Q,
-     "FULL JOIN is not supported"),
+    (
+        "SELECT COUNT(*) FROM visits, labs WHERE visits.patient_id = labs.patient_id",
+        Q,
+        "a join without ON",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v RIGHT JOIN labs l ON v.patient_id = l.patient_id",
+        Q,
+        "RIGHT JOIN is not supported; write LEFT JOIN with the tables swapped",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v FULL JOIN labs l ON v.patient_id = l.patient_id",
+        Q,
+        "FULL JOIN is not supported",
+    ),
     ("SELECT COUNT(*) FROM visits NATURAL JOIN labs", Q, "NATURAL JOIN is not supported"),
-    ("SELECT COUNT(*) FROM visits v SEMI JOIN labs l ON v.patient_id = l.patient_id", Q,
-     "write WHERE [NOT] EXISTS"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs l USING (patient_id)", Q,
-     "JOIN ... USING is not supported"),
-    ("SELECT COUNT(*) FROM visits LEFT JOIN LATERAL (SELECT * FROM labs) l ON true", Q,
-     "LATERAL is not supported"),
+    (
+        "SELECT COUNT(*) FROM visits v SEMI JOIN labs l ON v.patient_id = l.patient_id",
+        Q,
+        "write WHERE [NOT] EXISTS",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l USING (patient_id)",
+        Q,
+        "JOIN ... USING is not supported",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits LEFT JOIN LATERAL (SELECT * FROM labs) l ON true",
+        Q,
+        "LATERAL is not supported",
+    ),
     # subqueries that are not row-level
-    ("SELECT COUNT(*) FROM (SELECT patient_id, COUNT(*) AS n FROM visits GROUP BY patient_id) s",
-     Q, "aggregation (GROUP BY) inside subquery s is not supported"),
-    ("WITH c AS (SELECT patient_id, SUM(cost) AS total FROM visits GROUP BY patient_id) "
-     "SELECT COUNT(*) FROM c", Q, "aggregation (GROUP BY) inside CTE c"),
-    ("SELECT COUNT(*) FROM (SELECT patient_id, cost FROM visits WHERE cost > 1 HAVING cost > 2) s",
-     Q, "inside subquery s is not supported"),
-    ("SELECT COUNT(*) FROM (SELECT patient_id, ROW_NUMBER() OVER (PARTITION BY patient_id) AS r "
-     "FROM visits) s", Q, "window functions (OVER ...) inside subquery s"),
-    ("SELECT COUNT(*) FROM (SELECT * FROM visits ORDER BY cost LIMIT 10) s", Q,
-     "LIMIT inside subquery s"),
-    ("SELECT COUNT(*) FROM (SELECT DISTINCT test FROM labs) s", Q,
-     "SELECT DISTINCT in subquery s must keep the privacy unit column"),
-    ("SELECT COUNT(*) FROM (SELECT DISTINCT ON (patient_id) patient_id, cost FROM visits) s", Q,
-     "DISTINCT ON inside subquery s"),
-    ("WITH RECURSIVE r AS (SELECT patient_id FROM visits) SELECT COUNT(*) FROM r", Q,
-     "WITH RECURSIVE is not supported"),
-    ("WITH a AS (SELECT patient_id FROM visits) SELECT COUNT(*) FROM visits", Q,
-     "CTE a is defined but never used"),
-    ("SELECT COUNT(*) FROM (SELECT patient_id FROM labs UNION ALL SELECT patient_id FROM visits) s",
-     Q, "UNION and other set operations are not supported"),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id, COUNT(*) AS n FROM visits GROUP BY patient_id) s",
+        Q,
+        "aggregation (GROUP BY) inside subquery s is not supported",
+    ),
+    (
+        "WITH c AS (SELECT patient_id, SUM(cost) AS total FROM visits GROUP BY patient_id) "
+        "SELECT COUNT(*) FROM c",
+        Q,
+        "aggregation (GROUP BY) inside CTE c",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id, cost FROM visits "
+        "WHERE cost > 1 HAVING cost > 2) s",
+        Q,
+        "inside subquery s is not supported",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id, ROW_NUMBER() OVER (PARTITION BY patient_id) AS r "
+        "FROM visits) s",
+        Q,
+        "window functions (OVER ...) inside subquery s",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT * FROM visits ORDER BY cost LIMIT 10) s",
+        Q,
+        "LIMIT inside subquery s",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT DISTINCT test FROM labs) s",
+        Q,
+        "SELECT DISTINCT in subquery s must keep the privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT DISTINCT ON (patient_id) patient_id, cost FROM visits) s",
+        Q,
+        "DISTINCT ON inside subquery s",
+    ),
+    (
+        "WITH RECURSIVE r AS (SELECT patient_id FROM visits) SELECT COUNT(*) FROM r",
+        Q,
+        "WITH RECURSIVE is not supported",
+    ),
+    (
+        "WITH a AS (SELECT patient_id FROM visits) SELECT COUNT(*) FROM visits",
+        Q,
+        "CTE a is defined but never used",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id FROM labs "
+        "UNION ALL SELECT patient_id FROM visits) s",
+        Q,
+        "UNION and other set operations are not supported",
+    ),
     # correlated and scalar subqueries that are not semi-joins on the unit
-    ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.score > v.cost)",
-     Q, "may refer to it only once, as a semi-join on the privacy unit"),
-    ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.test = 'ldl')", Q,
-     "an uncorrelated EXISTS would test other patients' rows"),
-    ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l "
-     "WHERE l.patient_id = v.patient_id AND l.score = v.cost)", Q,
-     "refers to the enclosing query"),
-    ("SELECT COUNT(*) FROM visits WHERE cost IN (SELECT score FROM labs)", Q,
-     "IN (subquery) must test the privacy unit column"),
-    ("SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT score FROM labs)", Q,
-     "must select its privacy unit column"),
-    ("SELECT COUNT(*) FROM visits v WHERE patient_id IN "
-     "(SELECT patient_id FROM labs l WHERE l.score = v.cost)", Q,
-     "the subquery refers to v.cost of the enclosing query"),
-    ("SELECT COUNT(*) FROM visits v WHERE (SELECT COUNT(*) FROM labs l "
-     "WHERE l.patient_id = v.patient_id) > 2", Q, "subqueries are not supported in WHERE"),
-    ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT COUNT(*) FROM labs l "
-     "WHERE l.patient_id = v.patient_id)", Q, "inside the subquery of EXISTS"),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.score > v.cost)",
+        Q,
+        "may refer to it only once, as a semi-join on the privacy unit",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.test = 'ldl')",
+        Q,
+        "an uncorrelated EXISTS would test other patients' rows",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l "
+        "WHERE l.patient_id = v.patient_id AND l.score = v.cost)",
+        Q,
+        "refers to the enclosing query",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE cost IN (SELECT score FROM labs)",
+        Q,
+        "IN (subquery) must test the privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT score FROM labs)",
+        Q,
+        "must select its privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE patient_id IN "
+        "(SELECT patient_id FROM labs l WHERE l.score = v.cost)",
+        Q,
+        "the subquery refers to v.cost of the enclosing query",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE (SELECT COUNT(*) FROM labs l "
+        "WHERE l.patient_id = v.patient_id) > 2",
+        Q,
+        "subqueries are not supported in WHERE",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT COUNT(*) FROM labs l "
+        "WHERE l.patient_id = v.patient_id)",
+        Q,
+        "inside the subquery of EXISTS",
+    ),
     ("SELECT COUNT(*), (SELECT 1 FROM labs) FROM visits", Q, "subqueries are not supported"),
     # what nobody shares, through any subquery
-    ("SELECT COUNT(*) FROM visits v JOIN genomes g ON g.patient_id = v.patient_id", U,
-     "table genomes is not shared"),
-    ("SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM genomes)", U,
-     "table genomes is not shared"),
-    ("WITH c AS (SELECT patient_id, zip FROM patients) SELECT COUNT(*) FROM c", U,
-     "column patients.zip is not shared"),
-    ("SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM visits w "
-     "WHERE w.patient_id = v.patient_id AND w.note = 'x')", U, "column visits.note is not shared"),
-    ("SELECT COUNT(*) FROM visits v JOIN nowhere n ON n.patient_id = v.patient_id", U,
-     "unknown table 'nowhere'"),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN genomes g ON g.patient_id = v.patient_id",
+        U,
+        "table genomes is not shared",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM genomes)",
+        U,
+        "table genomes is not shared",
+    ),
+    (
+        "WITH c AS (SELECT patient_id, zip FROM patients) SELECT COUNT(*) FROM c",
+        U,
+        "column patients.zip is not shared",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM visits w "
+        "WHERE w.patient_id = v.patient_id AND w.note = 'x')",
+        U,
+        "column visits.note is not shared",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN nowhere n ON n.patient_id = v.patient_id",
+        U,
+        "unknown table 'nowhere'",
+    ),
     # the unit, names
-    ("SELECT v.patient_id, COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id "
-     "GROUP BY v.patient_id", Q, "cannot be grouped on"),
-    ("SELECT COUNT(*), SUM(l.patient_id) FROM visits v LEFT JOIN labs l "
-     "ON v.patient_id = l.patient_id", Q, "l.patient_id is a privacy unit column"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id WHERE patient_id > 3",
-     Q, "'patient_id' is ambiguous"),
-    ("SELECT COUNT(*) FROM visits v JOIN labs v ON v.patient_id = v.patient_id", Q,
-     "the name v is used for two tables"),
+    (
+        "SELECT v.patient_id, COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id "
+        "GROUP BY v.patient_id",
+        Q,
+        "cannot be grouped on",
+    ),
+    (
+        "SELECT COUNT(*), SUM(l.patient_id) FROM visits v LEFT JOIN labs l "
+        "ON v.patient_id = l.patient_id",
+        Q,
+        "l.patient_id is a privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l ON v.patient_id = l.patient_id "
+        "WHERE patient_id > 3",
+        Q,
+        "'patient_id' is ambiguous",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs v ON v.patient_id = v.patient_id",
+        Q,
+        "the name v is used for two tables",
+    ),
     ("SELECT COUNT(*) FROM (SELECT patient_id, cost * 2 FROM visits) s", Q, "needs an alias"),
     ("SELECT COUNT(*) FROM (SELECT patient_id AS __unit FROM visits) s", Q, "is reserved"),
-    ("SELECT SUM(s.c2) FROM (SELECT patient_id, cost * 2 AS c2 FROM visits) s", Q,
-     "has no bounds in the contract"),
-]  # fmt: skip
+    (
+        "SELECT SUM(s.c2) FROM (SELECT patient_id, cost * 2 AS c2 FROM visits) s",
+        Q,
+        "has no bounds in the contract",
+    ),
+]
 
 
 @pytest.mark.parametrize(
