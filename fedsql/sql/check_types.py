@@ -69,6 +69,19 @@ def check_condition(where: exp.Expr, table: Table) -> None:
     _Checker(table).check(where)
 
 
+def check_value(expression: exp.Expr, table: Table) -> None:
+    """Refuse implicit conversions inside a row-level value (a subquery's SELECT item).
+
+    Args:
+        expression: A resolved expression over (virtual) columns of ``table``.
+        table: The table (or joined rows) it reads.
+
+    Raises:
+        QueryRejected: As :func:`check_row_types`, for every condition and operation inside.
+    """
+    _Checker(table).check(expression, condition=False)
+
+
 class _Checker:
     """Walks one row-level expression with the table's column types at hand."""
 
@@ -88,8 +101,9 @@ class _Checker:
             return None
         return infer_type(node, column_type, no_aggregates)
 
-    def check(self, where: exp.Expr) -> None:
-        self._condition(where, "WHERE")
+    def check(self, where: exp.Expr, *, condition: bool = True) -> None:
+        if condition:
+            self._condition(where, "WHERE")
         for node in where.walk():
             if isinstance(node, exp.And | exp.Or):
                 self._condition(node.this, "AND / OR")

@@ -36,7 +36,7 @@ from fedsql.catalog import Column, ColumnType, Contract, Table
 from fedsql.errors import QueryRejected, UnknownObject
 from fedsql.sql.check_clauses import check_subquery_clauses
 from fedsql.sql.check_expressions import check_row_level, is_semi_join
-from fedsql.sql.check_types import check_condition
+from fedsql.sql.check_types import check_condition, check_value
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.output_types import infer_type
 from fedsql.sql.relations import (
@@ -241,7 +241,8 @@ def _derived(select: exp.Select, name: str, label: str, context: Context) -> Rel
             row_ids.append(exp.column(f"__rid{index}", table=sql_alias))
     columns: dict[str, SourceColumn] = {}
     for item_name, (expression, source) in items.items():
-        projections.append(exp.alias_(scope.to_sql(expression), item_name, quoted=True))
+        value = scope.to_sql(guard_row_errors(expression))
+        projections.append(exp.alias_(value, item_name, quoted=True))
         columns[item_name] = replace(
             source, sql=exp.column(exp.to_identifier(item_name, quoted=True), table=sql_alias)
         )
@@ -319,6 +320,7 @@ def _items(
                 "an alias (... AS name) so the outer query can refer to it"
             )
         expression = _resolve_row(inner, scope, context, as_key=False)
+        check_value(expression, scope.table())
         kind = infer_type(expression, partial(_column_type, scope.table()), _no_aggregate)
         name = str(item.alias).lower()
         add(

@@ -251,6 +251,23 @@ def test_the_plan_does_not_depend_on_the_analysts_aliases() -> None:
     assert a.partial_sql == b.partial_sql
 
 
+def test_failing_operations_in_subquery_columns_give_null(
+    clinic: duckdb.DuckDBPyConnection,
+) -> None:
+    """Whether a query fails must not depend on single rows, inside subqueries too."""
+    sql = (
+        "SELECT COUNT(*) FROM (SELECT patient_id, 100 // (age - 40) AS x, "
+        "CAST(name AS INTEGER) AS n FROM patients) s WHERE s.x IS NULL OR s.n > 0"
+    )
+    with pytest.raises(duckdb.Error):
+        clinic.execute(sql).fetchall()
+    plan = plan_query(sql, None, CONTRACT, VISIBLE)
+    guarded = sql.replace("100 // (age - 40)", "TRY(100 // (age - 40))")
+    guarded = guarded.replace("CAST(name", "TRY_CAST(name")
+    expected = clinic.execute(guarded).fetchall()
+    assert federated_answer(clinic, plan).rows[0][:1] == expected[0]
+
+
 Q, U = QueryRejected, UnknownObject
 
 REJECTIONS: list[tuple[str, type[Error], str]] = [
@@ -472,6 +489,11 @@ REJECTIONS: list[tuple[str, type[Error], str]] = [
         "SELECT SUM(s.c2) FROM (SELECT patient_id, cost * 2 AS c2 FROM visits) s",
         Q,
         "has no bounds in the contract",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id, name = 1 AS b FROM patients) s",
+        Q,
+        "fails on some values",
     ),
 ]
 
