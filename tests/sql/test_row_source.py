@@ -130,6 +130,51 @@ QUERIES: list[tuple[str, list[Any] | None]] = [
 ]
 
 
+QUERIES += [
+    # a CTE may shadow a table it reads
+    (
+        "WITH patients AS (SELECT patient_id, age FROM patients WHERE age > 50) "
+        "SELECT COUNT(*), AVG(age) FROM patients",
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM patients WHERE patient_id IN "
+        "(SELECT patient_id FROM labs WHERE delta > ?) AND age < ?",
+        [0, 70],
+    ),
+    (
+        "SELECT a.dept, b.dept, COUNT(*) FROM visits a JOIN visits b "
+        "ON a.patient_id = b.patient_id GROUP BY a.dept, b.dept ORDER BY a.dept, b.dept",
+        None,
+    ),
+    (
+        "SELECT p.sex, COUNT(*) AS n FROM patients p JOIN labs l ON p.patient_id = l.patient_id "
+        "GROUP BY p.sex HAVING AVG(l.score) > -1 ORDER BY AVG(l.delta) DESC",
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT * FROM (SELECT patient_id, cost FROM visits "
+        "WHERE cost > 100) a WHERE cost < 4000) b",
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v JOIN (SELECT l.* FROM labs l WHERE l.test = 'ldl') x "
+        "ON x.patient_id = v.patient_id",
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE EXISTS (SELECT 1 FROM labs "
+        "WHERE labs.patient_id = visits.patient_id)",
+        None,
+    ),
+    (
+        "SELECT s.a, COUNT(*) FROM (SELECT patient_id, age AS a FROM patients) s "
+        "GROUP BY s.a ORDER BY 1",
+        None,
+    ),
+]
+
+
 @pytest.mark.parametrize(("sql", "params"), QUERIES, ids=[f"j{i:02d}" for i in range(len(QUERIES))])
 def test_joined_answer_equals_duckdb_on_the_original_sql(
     clinic: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None
