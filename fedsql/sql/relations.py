@@ -141,6 +141,7 @@ def join_condition(
             f"the join condition {shown} must compare the unit of {right.label} with the unit "
             "of a table joined before it"
         )
+    check_unit_types(sides[0][1], sides[1][1], shown)
     sides.sort(key=lambda side: side[0])
     for _, source in sides:
         context.reads.note(source, as_key=True)
@@ -203,3 +204,28 @@ def check_unit_outputs(scope: Scope, query_columns: list[tuple[str, str]]) -> No
                     "results would describe single patients. Use it only in WHERE and in "
                     "join conditions"
                 )
+
+
+_NUMBERS = ("INTEGER", "BIGINT")
+
+
+def check_unit_types(a: SourceColumn, b: SourceColumn, shown: str) -> None:
+    """Two unit columns compared in a join or semi-join must have comparable types.
+
+    DuckDB would otherwise convert one side row by row, which fails on some values: whether
+    the query fails would then depend on single rows.
+
+    Args:
+        a: One unit column.
+        b: The other.
+        shown: The condition as written, for the message.
+
+    Raises:
+        QueryRejected: The contract declares them with types of different kinds.
+    """
+    left, right = a.column.type, b.column.type
+    if left != right and not (left in _NUMBERS and right in _NUMBERS):
+        raise QueryRejected(
+            f"{shown} compares unit columns of types {left} and {right}; the contract must "
+            "declare the unit columns of joined tables with the same type"
+        )

@@ -42,6 +42,7 @@ from fedsql.sql.output_types import infer_type
 from fedsql.sql.relations import (
     Context,
     base_relation,
+    check_unit_types,
     from_clause,
     join_condition,
     join_node,
@@ -438,6 +439,7 @@ def _in_subquery(node: exp.In, outer: Scope, context: Context) -> exp.Expr:
                 f"the subquery of IN (...) must select its privacy unit column "
                 f"({scope.unit_name}); it selects {item.sql('duckdb', comments=False)}"
             )
+        check_unit_types(left.source, right.source, node.sql("duckdb", comments=False))
         context.reads.note(right.source, as_key=True)
         where = select.args.get("where")
         inner = exp.select(scope.sql_of(right.name))
@@ -534,6 +536,7 @@ def _correlation(conjunct: exp.Expr, scope: Scope, context: Context) -> exp.Expr
     sides = [scope.resolve(n, correlated=True) for n in (node.this, node.expression)]
     if sorted(s.outer for s in sides) != [False, True] or not all(s.source.unit for s in sides):
         raise QueryRejected(_correlation_message(conjunct))
+    check_unit_types(sides[0].source, sides[1].source, conjunct.sql("duckdb", comments=False))
     for side in sides:
         context.reads.note(side.source, as_key=True)
     inner = next(s for s in sides if not s.outer)

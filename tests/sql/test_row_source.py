@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from fedsql.catalog import Column, Contract, Table
 from fedsql.errors import Error, QueryRejected, UnknownObject
 from fedsql.sql import plan_query
 
@@ -311,6 +312,26 @@ def test_failing_operations_in_subquery_columns_give_null(
     guarded = guarded.replace("CAST(name", "TRY_CAST(name")
     expected = clinic.execute(guarded).fetchall()
     assert federated_answer(clinic, plan).rows[0][:1] == expected[0]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) FROM visits v JOIN notes n ON n.patient_id = v.patient_id",
+        "SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM notes)",
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM notes n "
+        "WHERE n.patient_id = v.patient_id)",
+    ],
+)
+def test_unit_columns_of_different_types_are_not_compared(sql: str) -> None:
+    """DuckDB would cast one side row by row, and fail or not depending on single values."""
+    notes = Table(
+        "notes", "patient_id", 3, (Column("patient_id", "VARCHAR"), Column("kind", "VARCHAR"))
+    )
+    contract = Contract("test", (*CONTRACT.tables, notes))
+    visible = {**VISIBLE, "notes": ("patient_id", "kind")}
+    with pytest.raises(QueryRejected, match="compares unit columns of types BIGINT and VARCHAR"):
+        plan_query(sql, None, contract, visible)
 
 
 Q, U = QueryRejected, UnknownObject
