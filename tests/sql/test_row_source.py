@@ -332,7 +332,7 @@ def test_unit_columns_of_different_types_are_not_compared(sql: str) -> None:
     visible = {**VISIBLE, "notes": ("patient_id", "kind")}
     with pytest.raises(
         QueryRejected,
-        match="compares unit columns of types (BIGINT and VARCHAR|VARCHAR and BIGINT)",
+        match=r"compares unit columns of types (BIGINT and VARCHAR|VARCHAR and BIGINT)",
     ):
         plan_query(sql, None, contract, visible)
 
