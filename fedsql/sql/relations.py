@@ -206,6 +206,54 @@ def check_unit_outputs(scope: Scope, query_columns: list[tuple[str, str]]) -> No
                 )
 
 
+def check_sources(scope: Scope, keys: list[str], summed: list[tuple[str, str]]) -> None:
+    """Refuse group keys without a domain and sums without bounds, naming where they come from.
+
+    Through joins and subqueries a column's contract table is not the query's: the message
+    names the contract column a key or summed column passes through, or says that a subquery
+    computes it (then it has no public domain or bounds at all).
+
+    Args:
+        scope: The outer scope.
+        keys: Virtual names of the GROUP BY columns.
+        summed: ``(aggregate, virtual name)`` of every SUM / AVG over a plain column.
+
+    Raises:
+        QueryRejected: A key without a domain, or a summed numeric column without bounds.
+    """
+    columns = dict(scope.virtual_columns())
+    for name in keys:
+        source = columns[name]
+        if source.unit or source.column.domain is not None:
+            continue
+        if source.origin is None:
+            raise QueryRejected(
+                f"cannot GROUP BY {name}: a subquery computes it, so it has no public domain; "
+                "group by a contract column that has a domain"
+            )
+        table, column = source.origin
+        raise QueryRejected(
+            f"cannot GROUP BY {name} ({table}.{column}): it has no domain in the contract, and "
+            f"group keys must come from a public domain; add `domain` to column {column} of "
+            f"table {table} in the contract"
+        )
+    for aggregate, name in summed:
+        source = columns[name]
+        if source.unit or not source.column.is_numeric or source.column.bounds is not None:
+            continue
+        if source.origin is None:
+            raise QueryRejected(
+                f"{aggregate}({name}) is not supported: a subquery computes {name}, so it has "
+                f"no contract bounds and {aggregate} over it has no known sensitivity; "
+                f"{aggregate} a contract column that has bounds"
+            )
+        table, column = source.origin
+        raise QueryRejected(
+            f"column {table}.{column} has no bounds in the contract, so {aggregate} over it "
+            f"has no known sensitivity; add `bounds = [lo, hi]` to it"
+        )
+
+
 _NUMBERS = ("INTEGER", "BIGINT")
 
 

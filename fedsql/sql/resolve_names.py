@@ -23,7 +23,7 @@ from fedsql.sql.check_expressions import is_semi_join
 from fedsql.sql.output_names import default_name, unique_names
 from fedsql.sql.parameters import BOUND_META
 from fedsql.sql.query import Output, Query
-from fedsql.sql.relations import check_unit_outputs
+from fedsql.sql.relations import check_sources, check_unit_outputs
 from fedsql.sql.row_source import build_row_source
 
 
@@ -187,6 +187,7 @@ class _Resolver:
         self.source.check_ctes_used()
         if not self.source.plain:
             check_unit_outputs(self.scope, _post_aggregation_columns(query))
+            check_sources(self.scope, [c.name for c in query.group_by], _summed(query))
         return query
 
     def _group_key(self, item: exp.Expr) -> Column:
@@ -239,4 +240,14 @@ def _post_aggregation_columns(query: Query) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = [("GROUP BY", c.name) for c in query.group_by]
     for clause, expression in query.post_aggregation():
         found += [(clause, str(c.name)) for c in expression.find_all(exp.Column)]
+    return found
+
+
+def _summed(query: Query) -> list[tuple[str, str]]:
+    """(aggregate, column) of every SUM / AVG over a plain column."""
+    found: list[tuple[str, str]] = []
+    for node in query.aggregates():
+        argument = node.this.unnest() if node.this is not None else None
+        if isinstance(node, exp.Sum | exp.Avg) and isinstance(argument, exp.Column):
+            found.append((node.key.upper(), str(argument.name)))
     return found

@@ -557,7 +557,23 @@ REJECTIONS: list[tuple[str, type[Error], str]] = [
     (
         "SELECT SUM(s.c2) FROM (SELECT patient_id, cost * 2 AS c2 FROM visits) s",
         Q,
-        "has no bounds in the contract",
+        "SUM(c2) is not supported: a subquery computes c2, so it has no contract bounds",
+    ),
+    (
+        "SELECT AVG(p.income) FROM patients p JOIN visits v ON v.patient_id = p.patient_id",
+        Q,
+        "column patients.income has no bounds in the contract, so AVG over it",
+    ),
+    (
+        "SELECT s.c, COUNT(*) FROM (SELECT patient_id, cost AS c FROM visits) s GROUP BY s.c",
+        Q,
+        "cannot GROUP BY c (visits.cost): it has no domain in the contract",
+    ),
+    (
+        "SELECT s.d, COUNT(*) FROM (SELECT patient_id, age // 10 AS d FROM patients) s "
+        "GROUP BY s.d",
+        Q,
+        "cannot GROUP BY d: a subquery computes it, so it has no public domain",
     ),
     (
         "SELECT COUNT(*) FROM (SELECT patient_id, name = 1 AS b FROM patients) s",
