@@ -76,7 +76,6 @@ def base_relation(node: exp.Table, context: Context) -> Relation:
             key=c.name == table.unit,
         )
         for c in table.columns
-        if c.name in shown
     }
     return Relation(
         label=table.name + (f" AS {alias}" if alias else ""),
@@ -168,7 +167,7 @@ def join_node(relation: Relation) -> exp.Join:
         ``[LEFT] JOIN <item> ON <units equal>``.
     """
     assert relation.on is not None
-    join = exp.Join(this=relation.item.copy(), on=relation.on.copy())
+    join = exp.Join(this=relation.sql_item(), on=relation.on.copy())
     if relation.side:
         join.set("side", relation.side)
     return join
@@ -183,7 +182,7 @@ def from_clause(scope: Scope) -> tuple[exp.Expr, list[exp.Join]]:
     Returns:
         The first relation's FROM item and the JOIN of every other relation.
     """
-    return scope.relations[0].item.copy(), [join_node(r) for r in scope.relations[1:]]
+    return scope.relations[0].sql_item(), [join_node(r) for r in scope.relations[1:]]
 
 
 def check_unit_outputs(scope: Scope, query_columns: list[tuple[str, str]]) -> None:

@@ -45,7 +45,6 @@ from fedsql.sql.relations import (
     check_unit_types,
     from_clause,
     join_condition,
-    join_node,
 )
 from fedsql.sql.scopes import Reads, Relation, Resolved, Scope, SourceColumn
 
@@ -218,7 +217,7 @@ def _relation(item: exp.Expr, context: Context) -> Relation:
 
 
 def _derived(select: exp.Select, name: str, label: str, context: Context) -> Relation:
-    """A row-level subquery (or CTE body) as a derived table."""
+    """A row-level subquery (or CTE body) as a derived table, rendered once the query is read."""
     where_from = f"subquery {name}" if label.startswith("(") else f"CTE {name}"
     check_subquery_clauses(select, where_from)
     saved = dict(context.ctes)
@@ -229,24 +228,23 @@ def _derived(select: exp.Select, name: str, label: str, context: Context) -> Rel
         condition = None
         if where is not None:
             condition = _row_condition(where.this, scope, context, f"WHERE of {where_from}")
-        items = _items(select, scope, context, where_from)
+        items, starred = _items(select, scope, context, where_from)
     finally:
         context.ctes = saved
     distinct = select.args.get("distinct") is not None
     sql_alias = context.reads.next_alias()
-    projections: list[exp.Expr] = [exp.alias_(_scope_unit(scope), UNIT_COLUMN)]
-    row_ids: list[exp.Expr] = []
-    if not distinct:
-        for index, rid in enumerate(scope.row_ids()):
-            projections.append(exp.alias_(rid, f"__rid{index}"))
-            row_ids.append(exp.column(f"__rid{index}", table=sql_alias))
-    columns: dict[str, SourceColumn] = {}
-    for item_name, (expression, source) in items.items():
-        value = scope.to_sql(guard_row_errors(expression))
-        projections.append(exp.alias_(value, item_name, quoted=True))
-        columns[item_name] = replace(
+    columns = {
+        item_name: replace(
             source, sql=exp.column(exp.to_identifier(item_name, quoted=True), table=sql_alias)
         )
+        for item_name, (_, source) in items.items()
+    }
+    hidden = tuple(
+        n for n, (index, inner) in starred.items() if inner in scope.relations[index].hidden
+    )
+    row_ids: list[exp.Expr] = [
+        exp.column(f"__rid{i}", table=sql_alias) for i in range(len(scope.row_ids()))
+    ]
     if distinct:
         if not any(c.key for c in columns.values()):
             raise QueryRejected(
@@ -254,32 +252,59 @@ def _derived(select: exp.Select, name: str, label: str, context: Context) -> Rel
                 f"({scope.unit_name}) among its columns: without it, DISTINCT would merge "
                 "different patients' rows"
             )
+        if hidden:
+            raise QueryRejected(
+                f"SELECT DISTINCT * in {where_from} reads every column, and {hidden[0]} is not "
+                "shared; name the columns"
+            )
         row_ids = [exp.column(UNIT_COLUMN, table=sql_alias)] + [
             c.sql.copy() for c in columns.values()
         ]
-    inner = exp.select(*projections).from_(scope.relations[0].item.copy())
-    for relation in scope.relations[1:]:
-        inner = inner.join(join_node(relation))
-    if condition is not None:
-        inner = inner.where(condition)
-    if distinct:
-        inner = inner.distinct()
-    return Relation(
+    relation = Relation(
         label=label,
         alias=name,
-        item=exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(sql_alias))),
+        item=exp.Null(),
         columns=columns,
         unit=exp.column(UNIT_COLUMN, table=sql_alias),
         row_ids=row_ids,
         k=scope.k,
+        hidden=hidden,
     )
+
+    def render() -> exp.Expr:
+        projections: list[exp.Expr] = [exp.alias_(_scope_unit(scope), UNIT_COLUMN)]
+        if not distinct:
+            for index, rid in enumerate(scope.row_ids()):
+                projections.append(exp.alias_(rid, f"__rid{index}"))
+        for item_name, (expression, _) in items.items():
+            if item_name in starred:
+                # SELECT * projects only what the query reads (DISTINCT: every column)
+                if not distinct and item_name not in relation.used:
+                    continue
+                index, inner = starred[item_name]
+                scope.relations[index].used.add(inner)
+            value = scope.to_sql(guard_row_errors(expression))
+            projections.append(exp.alias_(value, item_name, quoted=True))
+        inner_select = _inner_from(exp.select(*projections), scope)
+        if condition is not None:
+            inner_select = inner_select.where(condition.copy())
+        if distinct:
+            inner_select = inner_select.distinct()
+        return exp.Subquery(
+            this=inner_select, alias=exp.TableAlias(this=exp.to_identifier(sql_alias))
+        )
+
+    relation.render = render
+    return relation
 
 
 def _items(
     select: exp.Select, scope: Scope, context: Context, where_from: str
-) -> dict[str, tuple[exp.Expr, SourceColumn]]:
-    """The SELECT list of a derived table: exposed name -> (resolved expression, column)."""
+) -> tuple[dict[str, tuple[exp.Expr, SourceColumn]], dict[str, tuple[int, str]]]:
+    """The SELECT list of a derived table: exposed name -> (resolved expression, column), and
+    the names ``*`` exposes -> (relation index, column name)."""
     items: dict[str, tuple[exp.Expr, SourceColumn]] = {}
+    starred: dict[str, tuple[int, str]] = {}
 
     def add(name: str, expression: exp.Expr, source: SourceColumn) -> None:
         if name.startswith("__"):
@@ -297,9 +322,11 @@ def _items(
         if isinstance(item, exp.Star) or (
             isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
         ):
-            for name, resolved in _star(item, scope, where_from):
-                context.reads.note(resolved.source, as_key=resolved.source.unit)
+            index = _star(item, scope, where_from)
+            for name in scope.relations[index].columns:
+                resolved = scope.peek(index, name)
                 add(name, exp.column(resolved.name), resolved.source)
+                starred[name] = (index, name)
             continue
         inner = item.this if isinstance(item, exp.Alias) else item
         inner = inner.unnest()
@@ -329,26 +356,21 @@ def _items(
             expression,
             SourceColumn(column=Column(name, cast(ColumnType, kind)), sql=exp.Null()),
         )
-    return items
+    return items, starred
 
 
-def _star(item: exp.Expr, scope: Scope, where_from: str) -> list[tuple[str, Resolved]]:
-    """``*`` or ``t.*`` in a derived table: every shared column of the relation(s)."""
+def _star(item: exp.Expr, scope: Scope, where_from: str) -> int:
+    """The relation ``*`` or ``t.*`` in a derived table stands for (its index in ``scope``)."""
     qualifier = str(item.table).lower() if isinstance(item, exp.Column) else ""
-    relations = [r for r in scope.relations if not qualifier or r.alias == qualifier]
-    if not relations:
-        raise UnknownObject(f"unknown table reference {qualifier!r} in {qualifier}.* ")
-    if len(relations) > 1:
+    indexes = [i for i, r in enumerate(scope.relations) if not qualifier or r.alias == qualifier]
+    if not indexes:
+        raise UnknownObject(f"unknown table reference {qualifier!r} in {qualifier}.*")
+    if len(indexes) > 1:
         raise QueryRejected(
             f"SELECT * over several joined tables in {where_from} is ambiguous (each has its "
             "own unit column); name the columns, or use <alias>.*"
         )
-    relation = relations[0]
-    result: list[tuple[str, Resolved]] = []
-    for name in relation.columns:
-        node = exp.column(name, table=relation.alias)
-        result.append((name, scope.resolve(node)))
-    return result
+    return indexes[0]
 
 
 def _scope_unit(scope: Scope) -> exp.Expr:
@@ -442,10 +464,12 @@ def _in_subquery(node: exp.In, outer: Scope, context: Context) -> exp.Expr:
         check_unit_types(left.source, right.source, node.sql("duckdb", comments=False))
         context.reads.note(right.source, as_key=True)
         where = select.args.get("where")
-        inner = exp.select(scope.sql_of(right.name))
-        inner = _inner_from(inner, scope)
+        condition = None
         if where is not None:
-            inner = inner.where(_row_condition(where.this, scope, context, "WHERE of IN (...)"))
+            condition = _row_condition(where.this, scope, context, "WHERE of IN (...)")
+        inner = _inner_from(exp.select(scope.sql_of(right.name)), scope)
+        if condition is not None:
+            inner = inner.where(condition)
         if select.args.get("distinct") is not None:
             inner = inner.distinct()
     finally:
@@ -481,11 +505,11 @@ def _exists(node: exp.Exists, outer: Scope, context: Context) -> exp.Expr:
                 f"(WHERE inner.{scope.unit_name} = outer.{outer.unit_name}); an uncorrelated "
                 "EXISTS would test other patients' rows"
             )
-        inner = _inner_from(exp.select(exp.Literal.number(1)), scope)
         conditions = [link]
         if rest:
             condition = exp.and_(*rest) if len(rest) > 1 else rest[0]
             conditions.append(_row_condition(condition, scope, context, "WHERE of EXISTS (...)"))
+        inner = _inner_from(exp.select(exp.Literal.number(1)), scope)
         inner = inner.where(exp.and_(*conditions) if len(conditions) > 1 else conditions[0])
     finally:
         context.ctes = saved

@@ -17,7 +17,7 @@ resolved query's expressions hold only unqualified virtual names):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
@@ -44,7 +44,13 @@ class SourceColumn:
 
 @dataclass
 class Relation:
-    """One FROM item: a contract table or a row-level subquery, as the partial SQL reads it."""
+    """One FROM item: a contract table or a row-level subquery, as the partial SQL reads it.
+
+    ``columns`` holds every column the relation has by the contract, shared or not, so that
+    names (and the SQL) never depend on what the caller may see; ``hidden`` lists those the
+    caller may not read. A subquery's SQL is rendered late (``render``), once the whole query is
+    resolved, so that ``SELECT *`` projects only the columns the query reads (``used``).
+    """
 
     label: str
     alias: str
@@ -58,6 +64,17 @@ class Relation:
     nullable: bool = False
     side: str = ""
     on: exp.Expr | None = None
+    used: set[str] = field(default_factory=set)
+    render: Callable[[], exp.Expr] | None = None
+
+    def sql_item(self) -> exp.Expr:
+        """The FROM item as the partial SQL writes it (a subquery is rendered now)."""
+        return self.render() if self.render is not None else self.item.copy()
+
+    @property
+    def shared(self) -> list[str]:
+        """The columns the caller may read, in order."""
+        return [name for name in self.columns if name not in self.hidden]
 
 
 @dataclass
@@ -214,7 +231,7 @@ class Scope:
 
     def has(self, name: str) -> bool:
         """True if some relation has a column of that name (shared or not)."""
-        return any(name in r.columns or name in r.hidden for r in self.relations)
+        return any(name in r.columns for r in self.relations)
 
     def find(self, node: exp.Column) -> Resolved | None:
         """The column a reference names in this scope alone, or None when none has it."""
@@ -227,7 +244,7 @@ class Scope:
         for index, relation in enumerate(self.relations):
             if qualifier and qualifier != relation.alias:
                 continue
-            if name in relation.columns or (qualifier and name in relation.hidden):
+            if name in relation.columns:
                 matches.append((index, relation))
         if len(matches) > 1:
             options = " or ".join(f"{r.alias}.{name}" for _, r in matches)
@@ -236,20 +253,22 @@ class Scope:
                 f"qualify it ({options})"
             )
         if not matches:
-            if not qualifier:
-                hidden = [r for r in self.relations if name in r.hidden]
-                if hidden:
-                    self._unshared(hidden[0], name)
             return None
         index, relation = matches[0]
-        if name not in relation.columns:
+        if name in relation.hidden:
             self._unshared(relation, name)
+        relation.used.add(name)
         return Resolved(self._names[(index, name)], relation.columns[name])
 
+    def peek(self, index: int, name: str) -> Resolved:
+        """Column ``name`` of relation ``index`` without marking it read (for ``SELECT *``)."""
+        return Resolved(self._names[(index, name)], self.relations[index].columns[name])
+
     def _unshared(self, relation: Relation, name: str) -> None:
-        shared = ", ".join(relation.columns) or "none"
-        owner = relation.table.name if relation.table is not None else relation.alias
-        raise UnknownObject(f"column {owner}.{name} is not shared; shared columns: {shared}")
+        shared = ", ".join(relation.shared) or "none"
+        origin = relation.columns[name].origin
+        owner = ".".join(origin) if origin is not None else f"{relation.alias}.{name}"
+        raise UnknownObject(f"column {owner} is not shared; shared columns: {shared}")
 
     def _unknown(self, node: exp.Column) -> UnknownObject:
         qualifier = str(node.table).lower()
@@ -267,7 +286,7 @@ class Scope:
             what = "table" if relation.table is not None else "subquery"
             return UnknownObject(
                 f"unknown column {name!r} in {what} {owner}; shared columns: "
-                f"{', '.join(relation.columns) or 'none'}"
+                f"{', '.join(relation.shared) or 'none'}"
             )
         return UnknownObject(
             f"unknown column {name!r}: none of {', '.join(aliases)} has a shared column of "

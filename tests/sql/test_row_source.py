@@ -17,7 +17,7 @@ from fedsql.errors import Error, QueryRejected, UnknownObject
 from fedsql.sql import plan_query
 
 from .test_oracle import _assert_rows
-from .testbed import CONTRACT, VISIBLE, federated_answer
+from .testbed import CONTRACT, LABS, PATIENTS, VISIBLE, VISITS, federated_answer
 
 #: (query, parameters): joins, LEFT joins, IN / EXISTS semi-joins, CTEs, subqueries, DISTINCT.
 QUERIES: list[tuple[str, list[Any] | None]] = [
@@ -593,3 +593,57 @@ def test_unsafe_joins_and_subqueries_are_refused_with_advice(
         plan_query(sql, None, CONTRACT, VISIBLE)
     assert type(caught.value) is error, caught.value
     assert fragment in str(caught.value)
+
+
+#: What a clinic that shares more may see: the same tables, plus patients.zip and visits.note.
+WIDER: dict[str, tuple[str, ...]] = {
+    "patients": PATIENTS.column_names,
+    "visits": VISITS.column_names,
+    "labs": LABS.column_names,
+}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*), AVG(age) FROM (SELECT * FROM patients WHERE age > 40) p",
+        "SELECT p.sex, COUNT(*) FROM (SELECT * FROM patients) p "
+        "JOIN (SELECT v.* FROM visits v WHERE v.urgent) v ON v.patient_id = p.patient_id "
+        "GROUP BY p.sex",
+        "SELECT COUNT(n.note), COUNT(v.minutes) FROM visits v JOIN notes n "
+        "ON n.patient_id = v.patient_id "
+        "WHERE n.kind = 'x'",
+    ],
+)
+def test_the_plan_does_not_depend_on_what_the_caller_may_see(sql: str) -> None:
+    """Hub and clinics see different columns; they must still derive the same plan."""
+    notes = Table(
+        "notes",
+        "patient_id",
+        3,
+        (Column("patient_id", "BIGINT"), Column("note", "VARCHAR"), Column("kind", "VARCHAR")),
+    )
+    contract = Contract("test", (*CONTRACT.tables, notes))
+    narrow = {**VISIBLE, "notes": ("patient_id", "kind", "note")}
+    wide = {**WIDER, "notes": ("patient_id", "kind", "note")}
+    assert plan_query(sql, None, contract, narrow).plan_hash == (
+        plan_query(sql, None, contract, wide).plan_hash
+    )
+
+
+def test_select_star_projects_only_what_the_query_reads() -> None:
+    plan = plan_query(
+        "SELECT COUNT(*), AVG(age) FROM (SELECT * FROM patients WHERE smoker) p",
+        None,
+        CONTRACT,
+        VISIBLE,
+    )
+    assert '"age" AS "age"' in plan.partial_sql
+    for unread in ('AS "sex"', 'AS "zip"', 'AS "name"'):
+        assert unread not in plan.partial_sql
+    with pytest.raises(UnknownObject, match=r"column patients\.zip is not shared"):
+        plan_query("SELECT COUNT(p.zip) FROM (SELECT * FROM patients) p", None, CONTRACT, VISIBLE)
+    with pytest.raises(QueryRejected, match=r"SELECT DISTINCT \* in subquery p reads every"):
+        plan_query(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT * FROM patients) p", None, CONTRACT, VISIBLE
+        )
