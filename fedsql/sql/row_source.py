@@ -260,6 +260,9 @@ def _derived(select: exp.Select, name: str, label: str, context: Context) -> Rel
         row_ids = [exp.column(UNIT_COLUMN, table=sql_alias)] + [
             c.sql.copy() for c in columns.values()
         ]
+        for item_name in starred:  # DISTINCT * reads every column
+            source = items[item_name][1]
+            context.reads.note(source, as_key=source.unit)
     relation = Relation(
         label=label,
         alias=name,
