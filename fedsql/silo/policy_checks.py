@@ -145,7 +145,7 @@ def _check_aggregates(plan: FederatedPlan, policy: SiloPolicy) -> None:
 
 def _check_unit_uses(plan: FederatedPlan, policy: SiloPolicy, contract: Contract) -> None:
     uses = set(policy.unit_uses)
-    if len(plan.tables) > 1 and "join" not in uses:
+    if (len(plan.tables) > 1 or plan.joins) and "join" not in uses:
         raise QueryRejected(
             "this clinic does not allow joins on the privacy unit (queries.unit_uses); query "
             "one table at a time"

@@ -1,7 +1,12 @@
-"""Clause check: only SELECT, FROM <one table>, WHERE, GROUP BY, HAVING, ORDER BY, LIMIT, OFFSET.
+"""Clause check: SELECT, WITH, FROM <tables joined on the unit>, WHERE, GROUP BY, ... LIMIT.
 
-Every other clause (WITH, DISTINCT, joins, QUALIFY, SAMPLE, WINDOW, INTO, ...) and every other
-FROM form (subqueries, VALUES, table functions, table modifiers) is refused by name.
+The outer query may use WITH, FROM (a table, a CTE or a subquery), INNER / LEFT joins with ON,
+WHERE, GROUP BY, HAVING, ORDER BY, LIMIT and OFFSET. A subquery or CTE body may use WITH, FROM,
+joins, WHERE and DISTINCT only: it must stay row-level (see ``row_source``). Every other clause
+(DISTINCT in the outer query, QUALIFY, SAMPLE, WINDOW, INTO, ...), every other join (CROSS,
+comma, NATURAL, USING, RIGHT, FULL, SEMI, ANTI, ASOF, POSITIONAL, LATERAL) and every other FROM
+form (VALUES, table functions, table modifiers) is refused by name. Whether a join is on the
+privacy unit is decided when names are resolved (``row_source``).
 """
 
 from __future__ import annotations
@@ -13,16 +18,49 @@ from fedsql.sql.allowlist import function_name
 
 #: Select clauses a federated query may use (sqlglot arg names).
 ALLOWED_CLAUSES: frozenset[str] = frozenset(
-    {"expressions", "from_", "where", "group", "having", "order", "limit", "offset"}
+    {
+        "expressions",
+        "from_",
+        "where",
+        "group",
+        "having",
+        "order",
+        "limit",
+        "offset",
+        "with_",
+        "joins",
+    }
 )
+
+#: Clauses a subquery or CTE body may use (sqlglot arg names): row-level SQL only.
+SUBQUERY_CLAUSES: frozenset[str] = frozenset(
+    {"expressions", "from_", "joins", "where", "distinct", "with_"}
+)
+
+#: What to tell the analyst about a clause refused inside a subquery, by sqlglot arg name.
+_SUBQUERY_ADVICE: dict[str, str] = {
+    "group": "aggregation (GROUP BY) inside {where} is not supported: subqueries must stay "
+    "row-level, so that each row belongs to one patient and the row cap bounds it; aggregate "
+    "in the outer query",
+    "having": "HAVING inside {where} is not supported: subqueries must stay row-level; "
+    "aggregate and filter in the outer query",
+    "limit": "LIMIT inside {where} is not supported: which rows it keeps would depend on other "
+    "patients' rows; filter with WHERE",
+    "offset": "OFFSET inside {where} is not supported: which rows it skips would depend on "
+    "other patients' rows; filter with WHERE",
+    "order": "ORDER BY inside {where} is not supported (row order has no effect on an "
+    "aggregate); remove it",
+    "qualify": "QUALIFY inside {where} is not supported: window functions mix patients' rows",
+    "windows": "named windows inside {where} are not supported: window functions mix "
+    "patients' rows",
+}
 
 #: What to tell the analyst about each refused clause, by sqlglot arg name.
 _CLAUSE_ADVICE: dict[str, str] = {
     "with_": "common table expressions (WITH ...) are not supported; write one SELECT over "
     "one federated table",
     "distinct": "SELECT DISTINCT is not supported; GROUP BY the columns and aggregate instead",
-    "joins": "joins are not supported yet; query one federated table at a time",
-    "laterals": "LATERAL is not supported; query one federated table at a time",
+    "laterals": "LATERAL is not supported; join tables on the privacy unit with JOIN ... ON",
     "pivots": "PIVOT / UNPIVOT is not supported; GROUP BY the pivot column instead",
     "qualify": "QUALIFY is not supported; filter aggregates with HAVING",
     "windows": "named windows (WINDOW ...) are not supported; aggregate with GROUP BY instead",
@@ -75,17 +113,116 @@ aggregate instead
         _check_row_count(select.args.get(key), key.upper())
 
 
+def check_subquery_clauses(select: exp.Select, where: str) -> None:
+    """Refuse every clause that would make a subquery or CTE body more than row-level SQL.
+
+    Args:
+        select: The subquery's SELECT.
+        where: How to name it in messages (``subquery s``, ``CTE cohort``, ...).
+
+    Raises:
+        QueryRejected: GROUP BY, HAVING, an aggregate, a window function, ORDER BY, LIMIT,
+            OFFSET, QUALIFY, DISTINCT ON, ... inside it, or a FROM form or join the outer query
+            may not use either.
+
+    >>> import sqlglot
+    >>> check_subquery_clauses(sqlglot.parse_one("SELECT DISTINCT a FROM t", read="duckdb"), "x")
+    >>> check_subquery_clauses(sqlglot.parse_one("SELECT a FROM t LIMIT 3", read="duckdb"), "x")
+    Traceback (most recent call last):
+    fedsql.errors.QueryRejected: LIMIT inside x is not supported: which rows it keeps would \
+depend on other patients' rows; filter with WHERE
+    """
+    for key, value in select.args.items():
+        if key in SUBQUERY_CLAUSES or value is None or value is False or value == []:
+            continue
+        if key in _SUBQUERY_ADVICE:
+            raise QueryRejected(_SUBQUERY_ADVICE[key].format(where=where))
+        advice = _CLAUSE_ADVICE.get(key, f"the {key.rstrip('_').upper()} clause is not supported")
+        raise QueryRejected(f"{advice} (in {where})")
+    distinct = select.args.get("distinct")
+    if distinct is not None and distinct.args.get("on") is not None:
+        raise QueryRejected(
+            f"DISTINCT ON inside {where} is not supported: which row it keeps depends on the "
+            "order of other rows; use SELECT DISTINCT with the unit column"
+        )
+    for item in select.expressions:
+        for node in item.walk():
+            if isinstance(node, exp.AggFunc):
+                raise QueryRejected(_SUBQUERY_ADVICE["group"].format(where=where))
+            if isinstance(node, exp.Window):
+                raise QueryRejected(
+                    f"window functions (OVER ...) inside {where} are not supported: they mix "
+                    "patients' rows; aggregate in the outer query"
+                )
+    _check_from(select)
+
+
 def _check_from(select: exp.Select) -> None:
-    """FROM must name exactly one table, with at most a plain alias."""
+    """FROM must name a table, a CTE or a subquery, joined only by INNER / LEFT JOIN ... ON."""
     source = select.args.get("from_")
     if source is None:
         raise QueryRejected(
             "the query has no FROM clause; aggregate over a federated table, "
             "e.g. SELECT COUNT(*) FROM patients"
         )
-    item = source.this
-    if isinstance(item, exp.Subquery | exp.Query):
-        raise QueryRejected("subqueries in FROM are not supported; query a federated table by name")
+    _check_item(source.this)
+    for join in select.args.get("joins") or []:
+        _check_join(join)
+
+
+def _check_join(join: exp.Join) -> None:
+    """A join must be [INNER] JOIN or LEFT [OUTER] JOIN with an ON condition."""
+    method = str(join.args.get("method") or "").upper()
+    kind = str(join.args.get("kind") or "").upper()
+    side = str(join.args.get("side") or "").upper()
+    if isinstance(join.this, exp.Lateral | exp.Unnest):
+        raise QueryRejected(_CLAUSE_ADVICE["laterals"])
+    if method:
+        raise QueryRejected(
+            f"{method} JOIN is not supported; write [LEFT] JOIN <table> ON a.unit = b.unit"
+        )
+    if kind == "CROSS":
+        raise QueryRejected(
+            "CROSS JOIN is not supported: it pairs every patient's rows with every other "
+            "patient's, so no bound on one patient's contribution holds; join on the privacy "
+            "unit (JOIN <table> ON a.unit = b.unit)"
+        )
+    if kind in ("SEMI", "ANTI"):
+        raise QueryRejected(
+            f"{kind} JOIN is not supported; write WHERE [NOT] EXISTS (SELECT 1 FROM <table> t "
+            "WHERE t.unit = outer.unit ...) or unit [NOT] IN (SELECT unit FROM ...)"
+        )
+    if side in ("RIGHT", "FULL"):
+        raise QueryRejected(
+            f"{side} JOIN is not supported; write LEFT JOIN with the tables swapped, or JOIN"
+        )
+    if kind not in ("", "INNER", "OUTER"):
+        raise QueryRejected(f"{kind} JOIN is not supported; write [LEFT] JOIN ... ON")
+    if join.args.get("using"):
+        raise QueryRejected(
+            "JOIN ... USING is not supported; write ON a.unit = b.unit with both columns named"
+        )
+    if join.args.get("on") is None:
+        raise QueryRejected(
+            "a join without ON (FROM a, b) pairs every patient's rows with every other "
+            "patient's, so no bound on one patient's contribution holds; join on the privacy "
+            "unit: JOIN b ON a.unit = b.unit"
+        )
+    _check_item(join.this)
+
+
+def _check_item(item: exp.Expr) -> None:
+    """One FROM item: a table or CTE name with at most a plain alias, or a subquery."""
+    if isinstance(item, exp.Subquery):
+        alias = item.args.get("alias")
+        if alias is not None and alias.args.get("columns"):
+            raise QueryRejected(
+                "column aliases on a subquery ((...) AS s(x, y)) are not supported; alias "
+                "the columns in its SELECT list instead"
+            )
+        return
+    if isinstance(item, exp.Query):
+        raise QueryRejected("set operations in FROM are not supported; query a table by name")
     if isinstance(item, exp.Values):
         raise QueryRejected("VALUES lists are not supported; query a federated table by name")
     if not isinstance(item, exp.Table):
@@ -102,7 +239,7 @@ def _check_from(select: exp.Select) -> None:
             continue
         if key == "sample":
             raise QueryRejected(_CLAUSE_ADVICE["sample"])
-        if key in ("joins", "laterals", "pivots"):
+        if key in ("laterals", "pivots"):
             raise QueryRejected(_CLAUSE_ADVICE[key])
         what = _TABLE_MODIFIERS.get(key, key.upper())
         raise QueryRejected(

@@ -71,7 +71,7 @@ value; approximate quantiles are coming later. Use AVG, or COUNT(*) with a WHERE
         _check(item.this if isinstance(item, exp.Alias) else item, "SELECT", aggregates=True)
     where = select.args.get("where")
     if where is not None:
-        _check(where.this, "WHERE", aggregates=False)
+        _check(where.this, "WHERE", aggregates=False, subqueries=True)
     group = select.args.get("group")
     if group is not None:
         for key in group.expressions:
@@ -87,9 +87,48 @@ value; approximate quantiles are coming later. Use AVG, or COUNT(*) with a WHERE
             _check(ordered.this, "ORDER BY", aggregates=True)
 
 
-def _check(root: exp.Expr, clause: str, *, aggregates: bool) -> None:
-    """Walk one clause expression and refuse the first node that is not allowed."""
-    for node in root.walk(prune=lambda n: isinstance(n, exp.DataType)):
+def is_semi_join(node: exp.Expr) -> bool:
+    """True for ``x [NOT] IN (SELECT ...)`` and ``EXISTS (SELECT ...)`` (checked by row_source).
+
+    >>> import sqlglot
+    >>> is_semi_join(sqlglot.parse_one("a IN (SELECT b FROM t)", read="duckdb"))
+    True
+    >>> is_semi_join(sqlglot.parse_one("a IN (1, 2)", read="duckdb"))
+    False
+    """
+    return isinstance(node, exp.Exists) or (
+        isinstance(node, exp.In) and node.args.get("query") is not None
+    )
+
+
+def check_row_level(expression: exp.Expr, clause: str, *, subqueries: bool = False) -> None:
+    """Check a row-level expression of a subquery (no aggregates) against the allowlist.
+
+    Args:
+        expression: A SELECT item or WHERE condition of a subquery or CTE.
+        clause: Where it stands, for messages.
+        subqueries: Leave IN / EXISTS subqueries to ``row_source`` (WHERE conditions only).
+
+    Raises:
+        QueryRejected: As :func:`check_expressions`; aggregates are refused too.
+    """
+    _check(expression, clause, aggregates=False, subqueries=subqueries)
+
+
+def _check(root: exp.Expr, clause: str, *, aggregates: bool, subqueries: bool = False) -> None:
+    """Walk one clause expression and refuse the first node that is not allowed.
+
+    With ``subqueries``, IN / EXISTS subqueries are skipped: ``row_source`` checks them.
+    """
+
+    def prune(node: exp.Expr) -> bool:
+        return isinstance(node, exp.DataType) or (subqueries and is_semi_join(node))
+
+    for node in root.walk(prune=prune):
+        if subqueries and is_semi_join(node):
+            if isinstance(node, exp.In):
+                _check(node.this, clause, aggregates=aggregates)
+            continue
         if isinstance(node, exp.AggFunc):
             _check_aggregate(node, clause, aggregates=aggregates)
         elif isinstance(node, exp.Filter):
@@ -104,8 +143,9 @@ def _check(root: exp.Expr, clause: str, *, aggregates: bool) -> None:
             )
         elif isinstance(node, exp.Subquery | exp.Query | exp.Exists):
             raise QueryRejected(
-                f"subqueries are not supported (found one in {clause}); "
-                "write one SELECT over one federated table"
+                f"subqueries are not supported in {clause}; use them in FROM, or in WHERE as "
+                "unit [NOT] IN (SELECT unit ...) or [NOT] EXISTS (SELECT ... WHERE "
+                "inner.unit = outer.unit ...)"
             )
         elif isinstance(node, exp.Star):
             if not (isinstance(node.parent, exp.Count) and node.arg_key == "this"):

@@ -56,6 +56,32 @@ def check_row_types(query: Query) -> None:
         _Checker(query.table).check(query.where)
 
 
+def check_condition(where: exp.Expr, table: Table) -> None:
+    """Refuse implicit conversions of row values in one resolved row-level condition.
+
+    Args:
+        where: A condition whose columns are (virtual) columns of ``table``.
+        table: The table (or joined rows) the condition reads.
+
+    Raises:
+        QueryRejected: As :func:`check_row_types`.
+    """
+    _Checker(table).check(where)
+
+
+def check_value(expression: exp.Expr, table: Table) -> None:
+    """Refuse implicit conversions inside a row-level value (a subquery's SELECT item).
+
+    Args:
+        expression: A resolved expression over (virtual) columns of ``table``.
+        table: The table (or joined rows) it reads.
+
+    Raises:
+        QueryRejected: As :func:`check_row_types`, for every condition and operation inside.
+    """
+    _Checker(table).check(expression, condition=False)
+
+
 class _Checker:
     """Walks one row-level expression with the table's column types at hand."""
 
@@ -75,8 +101,9 @@ class _Checker:
             return None
         return infer_type(node, column_type, no_aggregates)
 
-    def check(self, where: exp.Expr) -> None:
-        self._condition(where, "WHERE")
+    def check(self, where: exp.Expr, *, condition: bool = True) -> None:
+        if condition:
+            self._condition(where, "WHERE")
         for node in where.walk():
             if isinstance(node, exp.And | exp.Or):
                 self._condition(node.this, "AND / OR")

@@ -38,6 +38,9 @@ def explain(
         f"row(s) per unit, chosen by a keyed random order after WHERE (contract "
         f"max_rows_per_unit)",
     ]
+    if query.joined:
+        assert query.source is not None
+        lines = query.source.explanation()
     if query.where is not None:
         lines.append("WHERE runs inside each clinic, before the row cap")
     for measure in measures.measures:

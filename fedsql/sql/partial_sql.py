@@ -18,6 +18,23 @@ the analyst cannot steer which rows count. A summed column's value is clamped to
 The NULL guard matters: DuckDB's LEAST / GREATEST skip NULL arguments, so without it a NULL
 would become L and be counted and summed.
 
+When the query joins tables on the privacy unit, or reads CTEs, subqueries or semi-joins
+(``row_source``), ``__rows`` reads the joined rows instead: every relation under a generated
+alias, columns qualified, CTEs and subqueries inlined as derived tables, IN / EXISTS kept as
+subqueries correlated on the unit only. The unit is the first relation's, and the row id is one
+column per joined relation (``__rid0``, ``__rid1``, ...), hashed together, so it stays unique
+after the join; the cap k is the product of the joined relations' caps::
+
+    WITH __rows AS (
+      SELECT __s0."patient_id" AS __unit, __s0.rowid AS __rid0, __s1.rowid AS __rid1, ...
+      FROM "labs" AS __s0 JOIN "patients" AS __s1 ON __s0."patient_id" = __s1."patient_id"
+      WHERE ...),
+    __capped AS (
+      SELECT * FROM __rows
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit
+                                 ORDER BY HASH(__rid0, __rid1, $fedsql_salt)) <= <k>)
+    ...
+
 In the WHERE condition every operation that can fail on a value (a division by zero, a failed
 CAST, an overflow) is wrapped in its own ``TRY`` and gives NULL on that row instead of failing the
 query; otherwise whether a query fails would reveal single rows (see ``guard_errors``).
@@ -31,6 +48,7 @@ from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
 from fedsql.sql.query import Query
+from fedsql.sql.relations import from_clause
 from fedsql.sql.statement import DIALECT
 
 ROWS_CTE = "__rows"
@@ -56,17 +74,21 @@ def build_partial_sql(
         DuckDB SQL returning one row per non-empty group: key columns then measure columns.
     """
     table = query.table
-    projections: list[exp.Expr] = [
-        exp.alias_(_quoted(table.unit), UNIT_COLUMN),
-        exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
-    ]
-    projections += [exp.alias_(_quoted(key.source), key.name) for key in keys]
-    projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
-    rows = exp.select(*projections).from_(
-        exp.Table(this=exp.to_identifier(table.name, quoted=True))
-    )
-    if query.where is not None:
-        rows = rows.where(guard_row_errors(quote_columns(query.where)))
+    if query.joined:
+        rows, row_ids = _joined_rows(query, keys, measures)
+    else:
+        projections: list[exp.Expr] = [
+            exp.alias_(_quoted(table.unit), UNIT_COLUMN),
+            exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
+        ]
+        projections += [exp.alias_(_quoted(key.source), key.name) for key in keys]
+        projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
+        rows = exp.select(*projections).from_(
+            exp.Table(this=exp.to_identifier(table.name, quoted=True))
+        )
+        if query.where is not None:
+            rows = rows.where(guard_row_errors(quote_columns(query.where)))
+        row_ids = [ROW_ID_COLUMN]
 
     rank = exp.Window(
         this=exp.RowNumber(),
@@ -76,7 +98,10 @@ def build_partial_sql(
                 exp.Ordered(
                     this=exp.Anonymous(
                         this="HASH",
-                        expressions=[exp.column(ROW_ID_COLUMN), exp.Placeholder(this=SALT_PARAM)],
+                        expressions=[
+                            *(exp.column(rid) for rid in row_ids),
+                            exp.Placeholder(this=SALT_PARAM),
+                        ],
                     ),
                     nulls_first=False,
                 )
@@ -99,15 +124,42 @@ def build_partial_sql(
     return partial.sql(DIALECT, pretty=True, comments=False)
 
 
-def slot_value(slot: ValueSlot) -> exp.Expr:
+def _joined_rows(
+    query: Query, keys: tuple[KeySpace, ...], measures: MeasureSet
+) -> tuple[exp.Select, list[str]]:
+    """``__rows`` over joined rows (see the module docstring), and its row-id columns."""
+    assert query.source is not None
+    scope = query.source.scope
+    row_ids = [f"{ROW_ID_COLUMN}{index}" for index in range(len(scope.row_ids()))]
+    projections: list[exp.Expr] = [exp.alias_(scope.relations[0].unit.copy(), UNIT_COLUMN)]
+    projections += [
+        exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
+    ]
+    projections += [exp.alias_(scope.sql_of(key.source), key.name) for key in keys]
+    projections += [
+        exp.alias_(slot_value(slot, scope.sql_of(slot.column.name)), slot.name)
+        for slot in measures.slots
+    ]
+    item, joins = from_clause(scope)
+    rows = exp.select(*projections).from_(item)
+    for join in joins:
+        rows = rows.join(join)
+    if query.where is not None:
+        rows = rows.where(scope.to_sql(guard_row_errors(query.where)))
+    return rows, row_ids
+
+
+def slot_value(slot: ValueSlot, column_sql: exp.Expr | None = None) -> exp.Expr:
     """The per-row value of a slot: the column, clamped to its bounds when it is summed.
+
+    ``column_sql`` reads the column (default: its quoted name).
 
     >>> from fedsql.catalog import Bounds, Column
     >>> slot = ValueSlot("a0", Column("bmi", "DOUBLE"), Bounds(10.0, 70.0), False)
     >>> slot_value(slot).sql("duckdb")
     'CASE WHEN "bmi" IS NULL THEN NULL ELSE LEAST(GREATEST(CAST("bmi" AS DOUBLE), 10.0), 70.0) END'
     """
-    column = _quoted(slot.column.name)
+    column = column_sql if column_sql is not None else _quoted(slot.column.name)
     if slot.clamp is None:
         return column
     if slot.integral:

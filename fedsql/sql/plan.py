@@ -79,6 +79,11 @@ class FederatedPlan:
     no unit has more than ``row_cap`` rows (then the cap could never drop a row).
     ``finalize_sql`` reads the table ``partials(__cell, <keys>, <measures>)`` and returns the
     output columns then ``__cell``.
+
+    ``tables`` and ``columns`` list every contract table and column the query reads, through
+    every join, CTE and subquery; ``joins`` describes each join and semi-join on the privacy
+    unit (unit columns used only as join keys appear there, not in ``columns``); ``row_cap`` is
+    the cap of the joined rows, the product of the joined tables' caps.
     """
 
     sql: str
@@ -96,6 +101,7 @@ class FederatedPlan:
     finalize_sql: str
     projection_sql: str
     explanation: tuple[str, ...] = ()
+    joins: tuple[str, ...] = ()
 
     @property
     def cells(self) -> int:

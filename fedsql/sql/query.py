@@ -2,20 +2,30 @@
 
 This is the planner's internal model between validation and SQL generation. It holds sqlglot
 nodes and never leaves ``fedsql.sql``. In every expression it holds, each ``Column`` node is an
-unqualified reference, by its lower-case contract name, to a column of ``table`` that the caller
-may see; output aliases and ordinals in GROUP BY, HAVING and ORDER BY are already replaced by the
+unqualified reference, by its lower-case name, to a column of ``table`` that the caller may see;
+output aliases and ordinals in GROUP BY, HAVING and ORDER BY are already replaced by the
 expressions they stand for.
+
+For one contract table ``table`` is that table. When the query joins tables on the privacy
+unit, or reads CTEs, subqueries or semi-joins, ``table`` is the *joined rows* as one virtual
+table (see ``scopes``): its columns carry virtual names (``value``, ``l.value``, ``__semi0``),
+its unit is the shared unit column and its ``max_rows_per_unit`` is the cap of the joined rows;
+``source`` says how the partial SQL reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from fedsql.catalog import Column, Table
 from fedsql.sql.allowlist import AGGREGATES
+
+if TYPE_CHECKING:
+    from fedsql.sql.row_source import RowSource
 
 
 @dataclass
@@ -39,6 +49,12 @@ class Query:
     limit: int | None = None
     offset: int | None = None
     referenced: set[str] = field(default_factory=set)
+    source: RowSource | None = None
+
+    @property
+    def joined(self) -> bool:
+        """True when the rows come from joins, CTEs, subqueries or semi-joins."""
+        return self.source is not None and not self.source.plain
 
     def post_aggregation(self) -> Iterator[tuple[str, exp.Expr]]:
         """The expressions evaluated per group, with their clause: outputs, HAVING, ORDER BY."""

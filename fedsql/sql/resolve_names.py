@@ -12,15 +12,19 @@ accepted only as ``<table or alias>.<column>``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from sqlglot import exp
 
 from fedsql.catalog import Column, Contract, Table
-from fedsql.errors import QueryRejected, UnknownObject
+from fedsql.errors import QueryRejected
 from fedsql.sql.check_clauses import row_count
+from fedsql.sql.check_expressions import is_semi_join
 from fedsql.sql.output_names import default_name, unique_names
 from fedsql.sql.parameters import BOUND_META
 from fedsql.sql.query import Output, Query
+from fedsql.sql.relations import check_sources, check_unit_outputs
+from fedsql.sql.row_source import build_row_source
 
 
 def resolve_names(
@@ -55,69 +59,29 @@ class _Resolver:
         self.visible = {
             t.lower(): frozenset(c.lower() for c in cols) for t, cols in visible.items()
         }
-        self.table, self.alias = self._resolve_table(select.args["from_"].this, contract)
+        self.source = build_row_source(select, contract, self.visible)
+        self.scope = self.source.scope
+        first = self.scope.relations[0].table
+        self.table: Table = first if self.source.plain and first else self.scope.table()
         self.referenced: set[str] = set()
         self.aliases: dict[str, list[int]] = {}
         self.outputs: list[Output] = []
 
-    # -- tables -------------------------------------------------------------------------
-
-    def _resolve_table(self, node: exp.Table, contract: Contract) -> tuple[Table, str | None]:
-        name = str(node.name).lower()
-        shared_tables = sorted(t for t in self.visible if contract.table(t) is not None)
-        if node.args.get("db") or node.args.get("catalog"):
-            parts = (node.args.get(key) for key in ("catalog", "db", "this"))
-            written = ".".join(part.sql("duckdb") for part in parts if part is not None)
-            raise UnknownObject(
-                f"qualified table name {written} is not allowed; name a federated table "
-                f"alone, e.g. FROM {name}"
-            )
-        table = contract.table(name)
-        if table is None:
-            raise UnknownObject(
-                f"unknown table {name!r}; tables you may query: "
-                f"{', '.join(shared_tables) or 'none'}"
-            )
-        if name not in self.visible:
-            raise UnknownObject(
-                f"table {name} is not shared; tables you may query: "
-                f"{', '.join(shared_tables) or 'none'}"
-            )
-        alias = str(node.alias).lower() or None
-        return table, alias
-
     # -- columns ------------------------------------------------------------------------
 
     def _column(self, node: exp.Column) -> Column:
-        """The contract column a (possibly qualified) reference names, if visible."""
-        if node.args.get("db") or node.args.get("catalog"):
-            raise UnknownObject(
-                f"qualified column reference {node.sql('duckdb', comments=False)} is not "
-                f"supported; write {node.name.lower()} or "
-                f"{self.alias or self.table.name}.{node.name.lower()}"
-            )
-        qualifier = str(node.table).lower()
-        if qualifier and qualifier != (self.alias or self.table.name):
-            reads = self.table.name + (f" AS {self.alias}" if self.alias else "")
-            raise UnknownObject(
-                f"unknown table reference {qualifier!r} in "
-                f"{node.sql('duckdb', comments=False)}; the query reads {reads}"
-            )
-        name = str(node.name).lower()
-        column = self.table.column(name)
-        shared = [c for c in self.table.column_names if c in self.visible[self.table.name]]
-        if column is None:
-            raise UnknownObject(
-                f"unknown column {name!r} in table {self.table.name}; shared columns: "
-                f"{', '.join(shared) or 'none'}"
-            )
-        if name not in self.visible[self.table.name]:
-            raise UnknownObject(
-                f"column {self.table.name}.{name} is not shared; shared columns: "
-                f"{', '.join(shared) or 'none'}"
-            )
-        self.referenced.add(name)
-        return column
+        """The column a (possibly qualified) reference names, if visible."""
+        resolved = self.scope.resolve(node)
+        self.source.reads.note(resolved.source, as_key=False)
+        self.referenced.add(resolved.name)
+        if self.source.plain:
+            column = self.table.column(resolved.name)
+            assert column is not None
+            return column
+        return replace(resolved.source.column, name=resolved.name)
+
+    def _is_table_column(self, name: str) -> bool:
+        return self.scope.has(name)
 
     def _canonical(self, node: exp.Column) -> exp.Column:
         return exp.column(self._column(node).name)
@@ -126,10 +90,12 @@ class _Resolver:
         """Resolve every column of ``expression`` as a table column (no aliases)."""
 
         def bind(node: exp.Expr) -> exp.Expr:
+            if clause == "WHERE" and is_semi_join(node):
+                return self.source.semi_join(node)
             if not isinstance(node, exp.Column):
                 return node
             name = str(node.name).lower()
-            if not node.table and self.table.column(name) is None and name in self.aliases:
+            if not node.table and not self._is_table_column(name) and name in self.aliases:
                 raise QueryRejected(
                     f"{clause} cannot refer to the output alias {name!r}; repeat its expression"
                     + (" (filter on aggregates in HAVING)" if clause == "WHERE" else "")
@@ -175,19 +141,25 @@ class _Resolver:
         for item in select.expressions:
             inner = item.this if isinstance(item, exp.Alias) else item
             expression = self._columns_only(inner.unnest(), "SELECT")
-            name = str(item.alias) if isinstance(item, exp.Alias) else default_name(expression)
+            name = (
+                str(item.alias) if isinstance(item, exp.Alias) else default_name(_as_written(inner))
+            )
             self.outputs.append(Output(name=name, expression=expression))
         for output, name in zip(
             self.outputs, unique_names([o.name for o in self.outputs]), strict=True
         ):
             output.name = name
         where = select.args.get("where")
+        resolved_where = self._columns_only(where.this, "WHERE") if where is not None else None
+        if not self.source.plain:
+            self.table = self.scope.table()
         query = Query(
             table=self.table,
             outputs=self.outputs,
-            where=self._columns_only(where.this, "WHERE") if where is not None else None,
+            where=resolved_where,
             limit=row_count(select.args.get("limit")),
             offset=row_count(select.args.get("offset")),
+            source=self.source,
         )
         group = select.args.get("group")
         if group is not None:
@@ -212,13 +184,17 @@ class _Resolver:
                 )
                 query.order.append(resolved)
         query.referenced = self.referenced
+        self.source.check_ctes_used()
+        if not self.source.plain:
+            check_unit_outputs(self.scope, _post_aggregation_columns(query))
+            check_sources(self.scope, [c.name for c in query.group_by], _summed(query))
         return query
 
     def _group_key(self, item: exp.Expr) -> Column:
         target = self._ordinal(item, "GROUP BY")
         if target is None and isinstance(item, exp.Column):
             name = str(item.name).lower()
-            if self._is_alias(item) and self.table.column(name) is None:
+            if self._is_alias(item) and not self._is_table_column(name):
                 target = self._alias_target(item, "GROUP BY")
             else:
                 return self._column(item)
@@ -245,3 +221,33 @@ class _Resolver:
             return self._canonical(node)
 
         return expression.transform(bind)
+
+
+def _as_written(expression: exp.Expr) -> exp.Expr:
+    """A copy of a SELECT item with column references unqualified and lower-case (for naming:
+    DuckDB names ``l.value`` and ``VALUE`` as ``value``)."""
+
+    def strip(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            return exp.column(str(node.name).lower())
+        return node
+
+    return expression.unnest().transform(strip)
+
+
+def _post_aggregation_columns(query: Query) -> list[tuple[str, str]]:
+    """(clause, name) of every column read per group or inside an aggregate."""
+    found: list[tuple[str, str]] = [("GROUP BY", c.name) for c in query.group_by]
+    for clause, expression in query.post_aggregation():
+        found += [(clause, str(c.name)) for c in expression.find_all(exp.Column)]
+    return found
+
+
+def _summed(query: Query) -> list[tuple[str, str]]:
+    """(aggregate, column) of every SUM / AVG over a plain column."""
+    found: list[tuple[str, str]] = []
+    for node in query.aggregates():
+        argument = node.this.unnest() if node.this is not None else None
+        if isinstance(node, exp.Sum | exp.Avg) and isinstance(argument, exp.Column):
+            found.append((node.key.upper(), str(argument.name)))
+    return found

@@ -159,10 +159,7 @@ def _admit_leading_keyword(tokens: list[Token]) -> None:
             "write SELECT <aggregates> FROM t"
         )
     if lead.token_type == TokenType.WITH:
-        raise QueryRejected(
-            "common table expressions (WITH ...) are not supported; "
-            "write one SELECT over one federated table"
-        )
+        return
     if lead.token_type == TokenType.VALUES:
         raise QueryRejected("VALUES lists are not supported; write a SELECT over a federated table")
     kind = _STATEMENT_KINDS.get(word)

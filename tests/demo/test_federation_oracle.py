@@ -83,6 +83,70 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("select Sex, count(*) from PATIENTS group by SEX", None, None),
     ('SELECT "sex", COUNT(*) FROM "patients" GROUP BY "sex"', None, None),
     ("SELECT COUNT(*) FROM labs WHERE taken_at >= DATE '2024-06-01' AND test = 'LDL'", None, None),
+    # joins on the privacy unit, semi-joins, CTEs and row-level subqueries inside each clinic
+    (
+        "SELECT AVG(l.value) AS mean_hba1c, COUNT(*) AS n FROM labs l JOIN patients p "
+        "ON l.patient_id = p.patient_id WHERE p.diabetic AND l.test = 'HbA1c'",
+        None,
+        None,
+    ),
+    (
+        "SELECT p.sex, p.diabetic, AVG(l.value) FROM patients p JOIN labs l "
+        "ON l.patient_id = p.patient_id WHERE l.test = 'HbA1c' GROUP BY p.sex, p.diabetic",
+        None,
+        None,
+    ),
+    (
+        "SELECT COUNT(*) AS visits FROM visits v WHERE EXISTS (SELECT 1 FROM labs l "
+        "WHERE l.patient_id = v.patient_id AND l.test = 'LDL' AND l.value > 160)",
+        None,
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE patient_id IN "
+        "(SELECT patient_id FROM labs WHERE test = 'LDL' AND value > 160)",
+        None,
+        None,
+    ),
+    (
+        "WITH cohort AS (SELECT patient_id, sex FROM patients WHERE age >= 65 AND diabetic) "
+        "SELECT c.sex, COUNT(*), AVG(l.value) FROM cohort c JOIN labs l "
+        "ON l.patient_id = c.patient_id WHERE l.test = 'HbA1c' GROUP BY c.sex",
+        None,
+        None,
+    ),
+    (
+        "SELECT p.sex, COUNT(*) FROM patients p LEFT JOIN labs l ON l.patient_id = p.patient_id "
+        "WHERE l.patient_id IS NULL GROUP BY p.sex",
+        None,
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM patients WHERE patient_id NOT IN (SELECT patient_id FROM labs "
+        "WHERE test = 'LDL' AND value > 100)",
+        None,
+        None,
+    ),
+    (
+        "SELECT t.test, COUNT(*) AS patients_tested FROM "
+        "(SELECT DISTINCT patient_id, test FROM labs) t GROUP BY t.test",
+        None,
+        None,
+    ),
+    (
+        "SELECT p.diabetic, SUM(v.cost), COUNT(*) FROM patients p JOIN visits v "
+        "ON v.patient_id = p.patient_id WHERE v.cost <= 5000 AND p.age >= ? GROUP BY p.diabetic",
+        [50],
+        None,
+    ),
+    (
+        "SELECT sex, COUNT(*) FROM patients p WHERE EXISTS (SELECT 1 FROM visits v "
+        "WHERE v.patient_id = p.patient_id AND v.visit_date >= DATE '2024-01-01') "
+        "AND NOT EXISTS (SELECT 1 FROM labs l WHERE l.patient_id = p.patient_id "
+        "AND l.test = 'eGFR') GROUP BY sex ORDER BY sex",
+        None,
+        None,
+    ),
 ]
 
 

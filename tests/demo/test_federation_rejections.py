@@ -43,6 +43,62 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
     ("SELECT COUNT(*) FROM main.patients", errors.UnknownObject, ""),
     ("SELECT COUNT(*) FROM staff_notes", errors.UnknownObject, "staff_notes"),
     ("SELECT bmi, COUNT(*) FROM patients GROUP BY bmi", errors.QueryRejected, "domain"),
+    # joins and subqueries that would break the bound on one patient's contribution
+    (
+        "SELECT COUNT(*) FROM visits v JOIN labs l ON v.visit_date = l.taken_at",
+        errors.QueryRejected,
+        "joins must be on the privacy unit alone",
+    ),
+    ("SELECT COUNT(*) FROM visits CROSS JOIN labs", errors.QueryRejected, "CROSS JOIN"),
+    ("SELECT COUNT(*) FROM visits, labs", errors.QueryRejected, "a join without ON"),
+    (
+        "SELECT COUNT(*) FROM patients p RIGHT JOIN labs l ON p.patient_id = l.patient_id",
+        errors.QueryRejected,
+        "RIGHT JOIN is not supported",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id, COUNT(*) AS n FROM visits GROUP BY patient_id) s",
+        errors.QueryRejected,
+        "aggregation (GROUP BY) inside subquery s",
+    ),
+    (
+        "WITH top AS (SELECT patient_id FROM visits ORDER BY cost DESC LIMIT 10) "
+        "SELECT COUNT(*) FROM top",
+        errors.QueryRejected,
+        "LIMIT inside CTE top",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM labs l WHERE l.value > v.cost)",
+        errors.QueryRejected,
+        "semi-join on the privacy unit",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits WHERE cost IN (SELECT value FROM labs)",
+        errors.QueryRejected,
+        "must test the privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT DISTINCT test FROM labs) t",
+        errors.QueryRejected,
+        "must keep the privacy unit column",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM staff_notes s "
+        "WHERE s.patient_id = v.patient_id)",
+        errors.UnknownObject,
+        "staff_notes",
+    ),
+    (
+        "WITH c AS (SELECT patient_id, zip FROM patients) SELECT COUNT(*) FROM c",
+        errors.UnknownObject,
+        "patients.zip is not shared",
+    ),
+    (
+        "SELECT l.patient_id, COUNT(*) FROM patients p LEFT JOIN labs l "
+        "ON l.patient_id = p.patient_id GROUP BY l.patient_id",
+        errors.QueryRejected,
+        "privacy unit column",
+    ),
 ]
 
 

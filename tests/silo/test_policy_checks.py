@@ -210,3 +210,54 @@ def test_a_renewing_budget_counts_only_the_window(tmp_path: Path, policy: SiloPo
     # 29 days on, the charge of a day ago has left the window again.
     later = now + 30 * DAY_MS - DAY_MS + 1
     assert budget_status(renewing, "alice", ledger, later).left == 500_000
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT AVG(l.value) FROM labs l JOIN patients p ON l.patient_id = p.patient_id "
+        "WHERE p.diabetic",
+        # one table, but a semi-join of visits with itself on the unit
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM visits w "
+        "WHERE w.patient_id = v.patient_id AND w.cost > 1000)",
+        "WITH c AS (SELECT patient_id FROM patients WHERE diabetic) "
+        "SELECT COUNT(*) FROM visits WHERE patient_id IN (SELECT patient_id FROM c)",
+    ],
+)
+def test_real_joins_need_the_join_permission_and_not_the_filter_one(
+    sql: str, contract: Contract, policy: SiloPolicy
+) -> None:
+    message = refusal(sql, contract, policy, unit_uses=("filter", "count_distinct"))
+    assert "does not allow joins on the privacy unit (queries.unit_uses)" in message
+    # join keys are not filters on the unit
+    assert admits(sql, contract, policy, unit_uses=("join",))
+
+
+def test_filtering_joined_rows_on_the_unit_needs_the_filter_permission(
+    contract: Contract, policy: SiloPolicy
+) -> None:
+    sql = (
+        "SELECT COUNT(*) FROM visits v JOIN patients p ON v.patient_id = p.patient_id "
+        "WHERE p.patient_id > 1000"
+    )
+    message = refusal(sql, contract, policy, unit_uses=("join",))
+    assert "filtering on the privacy unit column patients.patient_id" in message
+    assert admits(sql, contract, policy, unit_uses=("join", "filter"))
+
+
+def test_every_table_and_column_read_through_subqueries_is_checked(
+    contract: Contract, policy: SiloPolicy
+) -> None:
+    sql = (
+        "WITH ldl AS (SELECT patient_id FROM labs WHERE test = 'LDL' AND value > 160) "
+        "SELECT COUNT(*) FROM visits v WHERE EXISTS (SELECT 1 FROM ldl "
+        "WHERE ldl.patient_id = v.patient_id)"
+    )
+    planned = plan(sql, contract, policy)
+    assert planned.tables == ("labs", "visits")
+    assert planned.columns == (("labs", "test"), ("labs", "value"))
+    narrower = dataclasses.replace(
+        policy, shared={**policy.shared, "labs": ("patient_id", "test", "taken_at")}
+    )
+    with pytest.raises(UnknownObject, match=r"labs\.value is not shared"):
+        check_policy(planned, narrower, 1, contract)

@@ -8,6 +8,7 @@ is taken away.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fedsql.catalog import Table
 from fedsql.sql import SALT_PARAM, FederatedPlan, plan_query
@@ -42,11 +45,11 @@ QUERIES = [
 ]
 
 
-def _adversary_rows(table: Table) -> dict[str, list[Any]]:
-    """ROWS rows of one unit, spread over every key, with values far outside the bounds."""
+def _adversary_rows(table: Table, count: int = ROWS) -> dict[str, list[Any]]:
+    """``count`` rows of one unit, spread over every key, with values far outside the bounds."""
     huge = [1e12, -1e12, float("nan"), float("inf"), -float("inf")]
     rows: dict[str, list[Any]] = {c.name: [] for c in table.columns}
-    for i in range(ROWS):
+    for i in range(count):
         for column in table.columns:
             if column.name == table.unit:
                 value: Any = ADVERSARY
@@ -163,3 +166,109 @@ def test_the_row_cap_picks_rows_by_keyed_random_order() -> None:
         chosen.add(total)
     # neither the first k rows nor the smallest/largest values every time
     assert len(chosen) >= 20
+
+
+#: Joins multiply a patient's rows; semi-joins, CTEs and DISTINCT subqueries do not.
+JOIN_QUERIES = [
+    "SELECT p.sex, COUNT(*), AVG(l.delta) FROM labs l JOIN patients p "
+    "ON l.patient_id = p.patient_id GROUP BY p.sex",
+    "SELECT v.dept, l.test, SUM(v.cost), SUM(l.score) FROM visits v JOIN labs l "
+    "ON v.patient_id = l.patient_id GROUP BY v.dept, l.test",
+    "SELECT p.region, COUNT(*), SUM(v.minutes) FROM patients p JOIN visits v "
+    "ON p.patient_id = v.patient_id JOIN labs l ON l.patient_id = v.patient_id "
+    "GROUP BY p.region",
+    "SELECT COUNT(*), SUM(v.cost) FROM visits v LEFT JOIN labs l ON l.patient_id = v.patient_id",
+    "SELECT COUNT(*), SUM(a.minutes) FROM visits a JOIN visits b ON a.patient_id = b.patient_id",
+    "SELECT dept, COUNT(*), AVG(cost) FROM visits WHERE patient_id IN "
+    "(SELECT patient_id FROM labs WHERE delta > 0) GROUP BY dept",
+    "SELECT test, SUM(score) FROM labs l WHERE EXISTS (SELECT 1 FROM visits v "
+    "WHERE v.patient_id = l.patient_id AND v.urgent) GROUP BY test",
+    "WITH c AS (SELECT DISTINCT patient_id, test FROM labs) "
+    "SELECT c.test, COUNT(*), SUM(p.age) FROM c JOIN patients p "
+    "ON p.patient_id = c.patient_id GROUP BY c.test",
+]
+
+#: Hypothesis examples of the fan-out property (``FEDSQL_SLOW=1`` runs many more).
+FAN_OUT_EXAMPLES = 200 if os.environ.get("FEDSQL_SLOW") == "1" else 8
+
+
+@pytest.fixture(scope="module")
+def join_clinic() -> tuple[duckdb.DuckDBPyConnection, dict[str, np.ndarray]]:
+    """A clinic within every cap, and each join query's partial matrix on it (salt-free: the
+    cap of the joined rows drops none of its rows)."""
+    con = clinic_database(seed=5)
+    plans = {sql: plan_query(sql, None, CONTRACT, VISIBLE) for sql in JOIN_QUERIES}
+    before = {sql: _vectors(con, plan.partial_sql, plan, 1) for sql, plan in plans.items()}
+    for sql, plan in plans.items():
+        assert np.allclose(before[sql], _vectors(con, plan.partial_sql, plan, 99), rtol=1e-12)
+    return con, before
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=FAN_OUT_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    fan_out=st.tuples(st.integers(1, 30), st.integers(0, 60), st.integers(0, 60)),
+    salt=st.integers(-(2**62), 2**62),
+)
+def test_one_patient_moves_each_joined_measure_by_at_most_its_sensitivity(
+    join_clinic: tuple[duckdb.DuckDBPyConnection, dict[str, np.ndarray]],
+    fan_out: tuple[int, int, int],
+    salt: int,
+) -> None:
+    """Whatever the patient's fan-out in each table, the L2 change of every measure's cell
+    vector stays within the declared sensitivity (the product of the joined caps)."""
+    con, before = join_clinic
+    for table, count in zip((PATIENTS, VISITS, LABS), fan_out, strict=True):
+        if count:
+            load_table(con, table, _adversary_rows(table, count), append=True)
+    try:
+        for sql in JOIN_QUERIES:
+            plan = plan_query(sql, None, CONTRACT, VISIBLE)
+            after = _vectors(con, plan.partial_sql, plan, salt)
+            change = np.linalg.norm(after - before[sql], axis=0)
+            sensitivity = np.array([m.sensitivity for m in plan.measures])
+            assert np.all(change <= sensitivity * (1 + 1e-9)), (sql, fan_out, change)
+    finally:
+        for table in (PATIENTS, VISITS, LABS):
+            con.execute(f'DELETE FROM "{table.name}" WHERE patient_id = {ADVERSARY}')
+
+
+@pytest.fixture(scope="module")
+def fanned_out() -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
+    """The same clinic without and with a patient of large fan-out in every table."""
+    without, with_unit = clinic_database(seed=13), clinic_database(seed=13)
+    for table, count in ((PATIENTS, 20), (VISITS, 40), (LABS, 40)):
+        load_table(with_unit, table, _adversary_rows(table, count), append=True)
+    return without, with_unit
+
+
+@pytest.mark.parametrize("sql", JOIN_QUERIES)
+def test_a_large_fan_out_reaches_but_never_passes_the_joined_bound(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], sql: str
+) -> None:
+    plan = plan_query(sql, None, CONTRACT, VISIBLE)
+    ratio = _worst_ratio(fanned_out, plan)
+    assert 0.25 < ratio <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("sql", JOIN_QUERIES[:5])
+def test_without_the_cap_after_the_join_the_bound_breaks(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], sql: str
+) -> None:
+    plan = plan_query(sql, None, CONTRACT, VISIBLE)
+    assert _worst_ratio(fanned_out, plan, _without_row_cap) > 2
+
+
+def test_one_tables_cap_is_not_enough_after_a_join(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+) -> None:
+    """Declaring the sensitivity of one table's cap for joined rows would be broken."""
+    plan = plan_query(JOIN_QUERIES[3], None, CONTRACT, VISIBLE)
+    assert plan.row_cap == VISITS.max_rows_per_unit * LABS.max_rows_per_unit
+    ratio = _worst_ratio(fanned_out, plan)
+    # the change measured against the larger table's cap alone
+    assert ratio * plan.row_cap / LABS.max_rows_per_unit > 2
