@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -136,6 +136,42 @@ def _output_sigmas(
             variance[o.name] += (grad * step) ** 2
         out[o.name] = np.sqrt(variance[o.name])
     return out
+
+
+#: Rows of the typical cell at which ``explain`` states each output's expected margin.
+REFERENCE_ROWS = 1000
+
+
+def reference_sigmas(
+    engine: duckdb.DuckDBPyConnection,
+    plan: FederatedPlan,
+    sigmas: Sequence[float],
+    rows: int = REFERENCE_ROWS,
+) -> dict[str, float]:
+    """Each output's noise standard deviation at a typical cell of ``rows`` rows.
+
+    The typical cell holds, for every measure, ``rows`` times the value one typical row adds
+    (``Measure.typical``: 1 for counts, the middle of the clamp interval for sums); derived
+    outputs get their sigma from the same delta method as released answers.
+
+    Args:
+        engine: A finalize DuckDB (see :func:`finalize_engine`); a cursor is used.
+        plan: The query plan.
+        sigmas: Noise standard deviation of each measure's totals, value units.
+        rows: Rows in the typical cell.
+
+    Returns:
+        Output name -> sigma, for every non-key output.
+    """
+    one = replace(plan, keys=tuple(replace(k, values=k.values[:1]) for k in plan.keys))
+    values = np.array([rows * m.typical for m in plan.measures], dtype=np.float64)
+    base = partials_table(one, values, np.zeros(1, dtype=bool))
+    cursor = engine.cursor()
+    try:
+        found = _output_sigmas(cursor, one, base, sigmas)
+    finally:
+        cursor.close()
+    return {name: float(value[0]) for name, value in found.items()}
 
 
 def finalize_engine() -> duckdb.DuckDBPyConnection:

@@ -41,6 +41,7 @@ def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
             integral=m.integral,
             cells=plan.cells,
             row_cap=plan.row_cap,
+            share=m.share,
         )
         for m in plan.measures
     ]

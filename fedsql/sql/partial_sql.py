@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from fedsql.sql.group_keys import key_expression
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
@@ -60,7 +61,7 @@ def build_partial_sql(
         exp.alias_(_quoted(table.unit), UNIT_COLUMN),
         exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
     ]
-    projections += [exp.alias_(_quoted(key.source), key.name) for key in keys]
+    projections += [exp.alias_(key_expression(key), key.name) for key in keys]
     projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
     rows = exp.select(*projections).from_(
         exp.Table(this=exp.to_identifier(table.name, quoted=True))
@@ -100,14 +101,15 @@ def build_partial_sql(
 
 
 def slot_value(slot: ValueSlot) -> exp.Expr:
-    """The per-row value of a slot: the column, clamped to its bounds when it is summed.
+    """The per-row value of a slot: its expression (errors guarded), clamped when it is summed.
 
-    >>> from fedsql.catalog import Bounds, Column
-    >>> slot = ValueSlot("a0", Column("bmi", "DOUBLE"), Bounds(10.0, 70.0), False)
+    >>> import sqlglot
+    >>> from fedsql.catalog import Bounds
+    >>> slot = ValueSlot("a0", "bmi", sqlglot.parse_one("bmi"), Bounds(10.0, 70.0), False)
     >>> slot_value(slot).sql("duckdb")
     'CASE WHEN "bmi" IS NULL THEN NULL ELSE LEAST(GREATEST(CAST("bmi" AS DOUBLE), 10.0), 70.0) END'
     """
-    column = _quoted(slot.column.name)
+    column = guard_row_errors(quote_columns(slot.expression))
     if slot.clamp is None:
         return column
     if slot.integral:
@@ -144,11 +146,17 @@ def quote_columns(expression: exp.Expr) -> exp.Expr:
 
 def _measure_aggregate(name: str, measures: MeasureSet) -> exp.Expr:
     """The aggregate computing measure ``name`` over the capped rows."""
-    kind, column = measures.key_of[name]
-    if column is None:
+    kind, source = measures.key_of[name]
+    if source is None:
         return exp.Count(this=exp.Star())
-    slot = exp.column(measures.slot_of[column].name)
-    return exp.Count(this=slot) if kind == "count" else exp.Sum(this=slot)
+    slot = exp.column(measures.slot_of[source].name)
+    if kind == "count":
+        return exp.Count(this=slot)
+    if kind == "distinct":
+        return exp.Count(this=exp.Distinct(expressions=[slot]))
+    if kind == "sumsq":
+        return exp.Sum(this=exp.Mul(this=slot, expression=slot.copy()))
+    return exp.Sum(this=slot)
 
 
 def _quoted(name: str) -> exp.Column:
