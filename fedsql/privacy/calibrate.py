@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fedsql.errors import DataError, QueryRejected
 from fedsql.privacy.accounting import rho_for_epsilon
@@ -66,6 +66,9 @@ class MeasureSpec:
         row_cap: Most rows one unit may contribute (k).
         share: Relative share of the query's rho for this measure (positive; only the
             ratios between the measures of one query matter).
+        group: Measures with the same non-empty group are one vector (e.g. the bins of a
+            histogram): ``sensitivity`` is the L2 sensitivity of the whole group, which is
+            noised as one Gaussian mechanism and costs the sum of its members' shares.
     """
 
     name: str
@@ -75,6 +78,7 @@ class MeasureSpec:
     cells: int
     row_cap: int
     share: float = 1.0
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ class MeasureNoise:
 
     Attributes:
         name: The measure's name.
-        rho: The share of the query's rho spent on this measure.
+        rho: The share of the query's rho spent on this measure (for a member of a group,
+            its part of the group's rho; the noise is calibrated to the group's whole rho).
         frac_bits: Fixed-point fraction bits f: values are sent as round(x·2^f).
         sensitivity_encoded: L2 sensitivity in encoded units, rounding included.
         sigma_total: Standard deviation, in value units, of the released total when exactly
@@ -265,7 +270,22 @@ def plan_noise(
         _check_spec(spec)
     rho = rho_for_epsilon(eps, delta)
     total_share = math.fsum(float(spec.share) for spec in specs)
-    noises = tuple(
-        _calibrate(spec, rho * float(spec.share) / total_share, m_min, eps) for spec in specs
-    )
-    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=noises)
+    groups: dict[str, list[MeasureSpec]] = {}
+    for spec in specs:
+        if spec.group:
+            groups.setdefault(spec.group, []).append(spec)
+    for name, members in groups.items():
+        if len({m.sensitivity for m in members}) != 1:
+            raise QueryRejected(f"the measures of group {name!r} declare different sensitivities")
+    noises = []
+    for spec in specs:
+        rho_j = rho * float(spec.share) / total_share
+        if not spec.group:
+            noises.append(_calibrate(spec, rho_j, m_min, eps))
+            continue
+        members = groups[spec.group]
+        rho_group = rho * math.fsum(float(m.share) for m in members) / total_share
+        # the group is one vector: rounding touches at most min(k, cells * members) coordinates
+        joint = replace(spec, cells=spec.cells * len(members))
+        noises.append(replace(_calibrate(joint, rho_group, m_min, eps), rho=rho_j))
+    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=tuple(noises))

@@ -42,6 +42,7 @@ def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
             cells=plan.cells,
             row_cap=plan.row_cap,
             share=m.share,
+            group=m.group,
         )
         for m in plan.measures
     ]

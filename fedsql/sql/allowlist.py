@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from sqlglot import exp
 
 #: The aggregates a query may compute, with their SQL names. Each one is computed by the hub
-#: from noisy per-cell counts, sums and sums of squares (see ``measures``).
+#: from noisy per-cell counts, sums, sums of squares and histograms (see ``measures``).
 AGGREGATES: Mapping[type[exp.Expr], str] = {
     exp.Count: "COUNT",
     exp.Sum: "SUM",
@@ -26,6 +26,8 @@ AGGREGATES: Mapping[type[exp.Expr], str] = {
     exp.Stddev: "STDDEV",
     exp.StddevSamp: "STDDEV_SAMP",
     exp.StddevPop: "STDDEV_POP",
+    exp.Median: "MEDIAN",
+    exp.PercentileCont: "QUANTILE_CONT",
 }
 
 #: Row-level scalar functions, keyed by sqlglot class, with the name shown in messages.

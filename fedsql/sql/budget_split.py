@@ -14,7 +14,9 @@ interval's magnitudes for sums, v² + ((U - L) / 4)² for sums of squares). So f
     sum_j w_j sigma_j²   with   w_j = u_j / t_j²,
 
 where u_j is the number of SELECT items, HAVING and ORDER BY expressions that read measure j
-(the hidden COUNT(*) used only to suppress small cells gets ``HIDDEN_WEIGHT``). Substituting
+(the hidden COUNT(*) used only to suppress small cells gets ``HIDDEN_WEIGHT``; a quantile's
+histogram, one measure group noised as one vector, is weighted like one count and its share is
+spread evenly over its bins). Substituting
 sigma_j² = Delta_j² / (2 rho_j) and minimising under sum_j rho_j = rho (Lagrange) gives
 
     rho_j = rho * sqrt(w_j) Delta_j / sum_i sqrt(w_i) Delta_i.
@@ -51,11 +53,18 @@ def measure_shares(measures: Sequence[Measure], uses: Mapping[str, int]) -> dict
     {'m0': 0.3333333333333333, 'm1': 0.6666666666666666}
     """
     raw: dict[str, float] = {}
+    members: dict[str, int] = {}
+    for measure in measures:
+        if measure.group:
+            members[measure.group] = members.get(measure.group, 0) + 1
     for measure in measures:
         used = uses.get(measure.name, 0)
         weight = float(used) if used > 0 else HIDDEN_WEIGHT
         typical = max(abs(measure.typical), 1e-12)
         raw[measure.name] = math.sqrt(weight) / typical * measure.sensitivity
+        if measure.group:
+            # a group is one vector: its share is split evenly among its members
+            raw[measure.name] /= members[measure.group]
     total = sum(raw.values())
     if not total > 0.0 or not math.isfinite(total):
         return {name: 1.0 / len(raw) for name in raw}

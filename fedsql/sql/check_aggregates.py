@@ -14,12 +14,16 @@ from sqlglot import exp
 from fedsql.catalog import Table
 from fedsql.errors import QueryRejected
 from fedsql.sql.aggregate_calls import AggregateCall, aggregate_call
+from fedsql.sql.quantiles import quantile_level
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 from fedsql.sql.value_bounds import Interval, value_interval
 
-#: Aggregates computed from sums of the argument's clamped value (they need bounds).
-SUMMED = frozenset({"SUM", "AVG", "VAR_SAMP", "VAR_POP", "STDDEV_SAMP", "STDDEV_POP"})
+#: Aggregates computed from the argument's clamped value (they need bounds): sums of it, or a
+#: histogram over its interval.
+SUMMED = frozenset(
+    {"SUM", "AVG", "VAR_SAMP", "VAR_POP", "STDDEV_SAMP", "STDDEV_POP", "MEDIAN", "QUANTILE_CONT"}
+)
 
 
 def check_aggregates(query: Query) -> None:
@@ -88,6 +92,8 @@ def check_call(node: exp.AggFunc, table: Table) -> tuple[AggregateCall, Interval
         )
     if name == "COUNT":
         return call, None
+    if name == "QUANTILE_CONT":
+        quantile_level(node)
     interval = value_interval(argument, table, name)
     if interval is None:
         raise QueryRejected(f"{name}({argument.sql(DIALECT)}) is always NULL; {name} a column")

@@ -158,15 +158,16 @@ def _check_aggregate(node: exp.AggFunc, clause: str, *, aggregates: bool) -> Non
             "patient's value. Use a quantile instead (MEDIAN(col) or QUANTILE_CONT(col, 0.95), "
             "from a noisy histogram), or COUNT(*) with a WHERE threshold"
         )
-    if isinstance(node, exp.Median | exp.PercentileCont | exp.Quantile | exp.PercentileDisc):
+    if isinstance(node, exp.Quantile | exp.PercentileDisc):
         raise QueryRejected(
-            f"{function_name(node)} in {clause} is not supported yet; estimate the distribution "
-            "with COUNT(*) per band (GROUP BY a CASE band or col // width), or use AVG and STDDEV"
+            f"{function_name(node)} in {clause} is not supported: a discrete quantile is one "
+            "patient's value. Use QUANTILE_CONT(col, q) or MEDIAN(col)"
         )
     if name is None:
         raise QueryRejected(
             f"aggregate {function_name(node)} is not supported (in {clause}); use COUNT, "
-            "COUNT(DISTINCT unit), SUM, AVG, VAR_SAMP, VAR_POP, STDDEV_SAMP or STDDEV_POP"
+            "COUNT(DISTINCT unit), SUM, AVG, VAR_SAMP, VAR_POP, STDDEV_SAMP, STDDEV_POP, MEDIAN "
+            "or QUANTILE_CONT"
         )
     if not aggregates:
         advice = _WHERE_AGGREGATE if clause == "WHERE" else "group by columns"

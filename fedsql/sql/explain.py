@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from fedsql.sql.measures import MeasureSet
 from fedsql.sql.plan import KeySpace, Measure, OutputColumn
+from fedsql.sql.quantiles import HISTOGRAM_BINS, bin_width
 from fedsql.sql.query import Query
 
 #: Above this partial vector length the explanation warns about noise-sampling time.
@@ -42,8 +43,15 @@ def explain(
     ]
     if query.where is not None:
         lines.append("WHERE runs inside each clinic, before the row cap")
+    groups: dict[str, list[Measure]] = {}
     for measure in measures.measures:
-        lines.append(_measure_line(measure, measures, k))
+        if measure.group:
+            groups.setdefault(measure.group, []).append(measure)
+    for measure in measures.measures:
+        if not measure.group:
+            lines.append(_measure_line(measure, measures, k))
+        elif measure is groups[measure.group][0]:
+            lines.append(_histogram_line(groups[measure.group], measures, k))
     total = sum(m.share for m in measures.measures)
     split = ", ".join(f"{m.name} {m.share / total:.1%}" for m in measures.measures)
     lines.append(
@@ -108,6 +116,21 @@ def _measure_line(measure: Measure, measures: MeasureSet, k: int) -> str:
         f"{head}: values clamped to [{lo}, {hi}] ({origin}) then squared, B^2 = "
         f"{_number(measure.clip)}; L2 sensitivity k * B^2 = {k} * {_number(measure.clip)} = "
         f"{_number(measure.sensitivity)}"
+    )
+
+
+def _histogram_line(members: list[Measure], measures: MeasureSet, k: int) -> str:
+    """One line on a quantile histogram (a measure group)."""
+    source = measures.key_of[members[0].name][1]
+    assert source is not None
+    slot = measures.slot_of[source]
+    assert slot.clamp is not None
+    return (
+        f"measures {members[0].name}..{members[-1].name} = histogram of {source}: "
+        f"{HISTOGRAM_BINS} bins of width {bin_width(slot.clamp):.6g} over "
+        f"[{_number(slot.clamp.lo)}, {_number(slot.clamp.hi)}] (values clamped to it); each row "
+        f"adds 1 to one bin, so the whole histogram has L2 sensitivity k = {k} and is noised "
+        f"as one vector"
     )
 
 

@@ -13,6 +13,8 @@ measures, each group key column by its key column:
   (mc - 1)`` from the noisy sum of squares, sum and count, defined when mc > 0 (mc > 1), clamped
   to [0, (U - L)² / 4] ([0, (U - L)² / 2]), the largest variance values in [L, U] can have;
   ``STDDEV_*`` is the square root of the matching variance
+* ``MEDIAN(x)`` / ``QUANTILE_CONT(x, q)`` -> the quantile interpolated in the noisy histogram
+  of x (``quantiles.quantile_expression``)
 
 Ratios and other arithmetic over aggregates (``SUM(CASE WHEN c THEN 1 ELSE 0 END) / COUNT(*)``)
 are computed from the merged noisy totals, never from per-clinic ratios. A group key
@@ -22,7 +24,8 @@ The projection query is the SELECT list (outputs then ``__cell``) alone; the fin
 HAVING (as WHERE), ORDER BY (then ``__cell``, so ties and the default order follow the cell
 layout) and LIMIT / OFFSET. Computed outputs are cast to their declared type. Computed
 expressions are evaluated under ``TRY``: noisy values can make an integer division by zero or an
-overflow, which then gives NULL for that cell instead of failing the whole answer.
+overflow, which then gives NULL for that cell instead of failing the whole answer (except
+expressions holding a quantile: its scalar subquery cannot be put under TRY).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from fedsql.sql.group_keys import key_source
 from fedsql.sql.measures import MeasureSet
 from fedsql.sql.output_types import infer_type
 from fedsql.sql.plan import CELL_COLUMN, PARTIALS_TABLE, KeySpace, OutputColumn, OutputKind
+from fedsql.sql.quantiles import quantile_expression, quantile_level
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
@@ -117,9 +121,12 @@ class _Translator:
         return expression.transform(rewrite)
 
     def _bare(self, expression: exp.Expr) -> bool:
-        """True for a bare key or a bare COUNT / SUM / AVG (which cannot fail)."""
-        return self._key(expression) is not None or isinstance(
-            expression, exp.Count | exp.Sum | exp.Avg
+        """True for a bare key or a bare COUNT / SUM / AVG (which cannot fail), and for any
+        expression holding a quantile (DuckDB cannot TRY a scalar subquery)."""
+        return (
+            self._key(expression) is not None
+            or isinstance(expression, exp.Count | exp.Sum | exp.Avg)
+            or expression.find(exp.Median, exp.PercentileCont) is not None
         )
 
     def guarded(self, expression: exp.Expr) -> exp.Expr:
@@ -155,7 +162,9 @@ class _Translator:
             assert isinstance(expression, exp.AggFunc)
             lower, upper = self._bounds(expression)
         else:
-            translated = exp.Try(this=exp.Cast(this=translated, to=exp.DataType.build(sql_type)))
+            translated = exp.Cast(this=translated, to=exp.DataType.build(sql_type))
+            if not self._bare(expression):
+                translated = exp.Try(this=translated)
         column = OutputColumn(
             name=name, kind=kind, sql_type=sql_type, measures=used, lower=lower, upper=upper
         )
@@ -173,6 +182,10 @@ class _Translator:
             return _defined_within(defined, ratio, *self._bounds(node))
         if function in _VARIANCES:
             return self._variance(node, function, parts)
+        if function in ("MEDIAN", "QUANTILE_CONT"):
+            slot = self.measures.slot_for(node)
+            assert slot.clamp is not None
+            return quantile_expression(parts, slot.clamp, quantile_level(node))
         measure = self.measures.for_aggregate(node)[0]
         value = parts[0]
         if measure.kind in ("count", "distinct") or measure.integral:

@@ -7,12 +7,13 @@ query is computed by the hub from measures over one value slot (its argument, ``
 * ``COUNT(x)`` -> count of x;  ``SUM(x)`` -> sum of x;  ``AVG(x)`` -> sum and count of x
 * ``VAR_*(x)`` and ``STDDEV_*(x)`` -> sum of squares, sum and count of x
 * ``COUNT(DISTINCT unit)`` -> a distinct count of the unit (under its FILTER condition, if any)
+* ``MEDIAN(x)``, ``QUANTILE_CONT(x, q)`` -> a histogram of x over its interval (``quantiles``)
 
 Per privacy unit at most k rows reach the aggregate (k = ``max_rows_per_unit``). A summed value
 is clamped to its interval [L, U] (``value_bounds``) with B = max(|L|, |U|), so one unit changes
 a cell vector, in L2 norm, by at most: k for a count, k·B for a sum, k·B² for a sum of squares,
-and sqrt(min(k, cells)) for a distinct count (the unit adds at most 1 to each of at most
-min(k, cells) cells).
+sqrt(min(k, cells)) for a distinct count (the unit adds at most 1 to each of at most
+min(k, cells) cells), and k for a whole histogram (its bins are one measure group).
 
 Each measure also carries its ``share`` of the query's privacy cost (``budget_split``).
 """
@@ -29,7 +30,8 @@ from fedsql.sql.aggregate_calls import aggregate_call
 from fedsql.sql.allowlist import AGGREGATES
 from fedsql.sql.budget_split import measure_shares, typical_value
 from fedsql.sql.check_aggregates import SUMMED, check_call
-from fedsql.sql.plan import KeySpace, Measure, MeasureKind
+from fedsql.sql.plan import KeySpace, Measure
+from fedsql.sql.quantiles import bin_condition, bin_index, bin_keys
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
@@ -37,7 +39,7 @@ from fedsql.sql.statement import DIALECT
 MeasureKey = tuple[str, str | None]
 
 #: The measure kinds each aggregate function reads, in the order ``for_aggregate`` returns them.
-NEEDS: dict[str, tuple[MeasureKind, ...]] = {
+NEEDS: dict[str, tuple[str, ...]] = {
     "COUNT": ("count",),
     "COUNT_DISTINCT": ("distinct",),
     "SUM": ("sum",),
@@ -46,6 +48,8 @@ NEEDS: dict[str, tuple[MeasureKind, ...]] = {
     "VAR_POP": ("sumsq", "sum", "count"),
     "STDDEV_SAMP": ("sumsq", "sum", "count"),
     "STDDEV_POP": ("sumsq", "sum", "count"),
+    "MEDIAN": bin_keys(),
+    "QUANTILE_CONT": bin_keys(),
 }
 
 
@@ -107,7 +111,7 @@ def collect_measures(query: Query, keys: tuple[KeySpace, ...] = ()) -> MeasureSe
     cells = 1
     for key in keys:
         cells *= max(1, len(key.values))
-    uses: list[tuple[MeasureKind, str | None]] = []
+    uses: list[tuple[str, str | None]] = []
     slots: dict[str, tuple[exp.Expr, Bounds | None, bool]] = {}
     count_star_used = False
     for node in query.aggregates():
@@ -163,13 +167,26 @@ def _uses(query: Query, measures: MeasureSet) -> dict[str, int]:
     return uses
 
 
-def _measure(name: str, kind: MeasureKind, slot: ValueSlot, k: int, cells: int) -> Measure:
+def _measure(name: str, kind: str, slot: ValueSlot, k: int, cells: int) -> Measure:
     """The measure of ``kind`` over ``slot`` with its clip and L2 sensitivity."""
+    j = bin_index(kind)
+    if j is not None:
+        assert slot.clamp is not None, "histogram values are clamped"
+        condition = bin_condition(slot.expression, slot.clamp, j).sql(DIALECT)
+        return Measure(
+            name,
+            "bin",
+            f"COUNT(CASE WHEN {condition} THEN 1 END)",
+            float(k),
+            1.0,
+            True,
+            group=f"histogram of {slot.source}",
+        )
     if kind == "count":
-        return Measure(name, kind, f"COUNT({slot.source})", float(k), 1.0, True)
+        return Measure(name, "count", f"COUNT({slot.source})", float(k), 1.0, True)
     if kind == "distinct":
         sensitivity = math.sqrt(min(k, cells))
-        return Measure(name, kind, f"COUNT(DISTINCT {slot.source})", sensitivity, 1.0, True)
+        return Measure(name, "distinct", f"COUNT(DISTINCT {slot.source})", sensitivity, 1.0, True)
     assert slot.clamp is not None, "summed values are clamped"
     magnitude = float(slot.clamp.magnitude)
     lo, hi = float(slot.clamp.lo), float(slot.clamp.hi)
@@ -179,7 +196,7 @@ def _measure(name: str, kind: MeasureKind, slot: ValueSlot, k: int, cells: int) 
         expression, clip = f"SUM(POWER({slot.source}, 2))", magnitude * magnitude
     return Measure(
         name,
-        kind,
+        "sum" if kind == "sum" else "sumsq",
         expression,
         k * clip,
         clip,

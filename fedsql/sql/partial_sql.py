@@ -31,6 +31,7 @@ from fedsql.sql.group_keys import key_expression
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
+from fedsql.sql.quantiles import bin_condition, bin_index
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
@@ -149,7 +150,13 @@ def _measure_aggregate(name: str, measures: MeasureSet) -> exp.Expr:
     kind, source = measures.key_of[name]
     if source is None:
         return exp.Count(this=exp.Star())
-    slot = exp.column(measures.slot_of[source].name)
+    value_slot = measures.slot_of[source]
+    slot = exp.column(value_slot.name)
+    j = bin_index(kind)
+    if j is not None:
+        assert value_slot.clamp is not None
+        condition = bin_condition(slot, value_slot.clamp, j)
+        return exp.Count(this=exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))]))
     if kind == "count":
         return exp.Count(this=slot)
     if kind == "distinct":

@@ -15,7 +15,7 @@ from typing import Literal
 
 from fedsql.catalog import KeyValue
 
-MeasureKind = Literal["count", "sum", "sumsq", "distinct"]
+MeasureKind = Literal["count", "sum", "sumsq", "distinct", "bin"]
 OutputKind = Literal["key", "count", "sum", "avg", "expr"]
 
 #: Name of the table the finalize SQL reads: one row per cell, keys then noisy measures.
@@ -44,9 +44,11 @@ class Measure:
     for one privacy unit (e.g. k for COUNT, k*B for SUM). ``clip`` is the largest magnitude one
     row can add (1 for counts, B for sums); ``integral`` says the per-row values are integers.
     Kinds: ``count`` (rows, or non-NULL values), ``sum`` (clamped values), ``sumsq`` (squares of
-    clamped values) and ``distinct`` (distinct privacy units). ``share`` is this measure's
-    relative share of the query's privacy cost (rho_j = rho * share_j / sum of shares) and
-    ``typical`` the value one typical row adds (the reference of the budget split).
+    clamped values), ``distinct`` (distinct privacy units) and ``bin`` (rows in one bin of a
+    quantile histogram). Measures with the same non-empty ``group`` form one vector whose L2
+    sensitivity is ``sensitivity`` (each member's) and are noised as one. ``share`` is this
+    measure's relative share of the query's privacy cost (rho_j = rho * share_j / sum of
+    shares) and ``typical`` the value one typical row adds (the reference of the budget split).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Measure:
     hidden: bool = False
     share: float = 1.0
     typical: float = 1.0
+    group: str = ""
 
 
 @dataclass(frozen=True)
