@@ -11,8 +11,8 @@ from fedsql.errors import QueryRejected
 from fedsql.sql import plan_query
 from fedsql.sql.quantiles import HISTOGRAM_BINS, bin_width
 
-from .test_bounding import _vectors, neighbours  # noqa: F401 (fixture)
-from .testbed import CONTRACT, VISIBLE, federated_answer
+from .test_bounding import _adversary_rows, _vectors
+from .testbed import CONTRACT, PATIENTS, VISIBLE, clinic_database, federated_answer, load_table
 
 #: (query, the bounds of the quantiled value per output column after the keys)
 QUANTILE_QUERIES: list[tuple[str, list[Bounds]]] = [
@@ -62,9 +62,9 @@ def test_every_quantile_of_one_argument_reads_one_histogram() -> None:
     assert any("histogram of age: 32 bins" in line for line in plan.explanation)
 
 
-def test_a_patient_moves_the_whole_histogram_by_at_most_k(
-    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
-) -> None:
+def test_a_patient_moves_the_whole_histogram_by_at_most_k() -> None:
+    neighbours = clinic_database(seed=11), clinic_database(seed=11)
+    load_table(neighbours[1], PATIENTS, _adversary_rows(PATIENTS), append=True)
     plan = plan_query(
         "SELECT region, MEDIAN(bmi) FROM patients GROUP BY region", None, CONTRACT, VISIBLE
     )
