@@ -53,7 +53,15 @@ def explain(
         elif measure is groups[measure.group][0]:
             lines.append(_histogram_line(groups[measure.group], measures, k))
     total = sum(m.share for m in measures.measures)
-    split = ", ".join(f"{m.name} {m.share / total:.1%}" for m in measures.measures)
+    parts = []
+    for measure in measures.measures:
+        if not measure.group:
+            parts.append(f"{measure.name} {measure.share / total:.1%}")
+        elif measure is groups[measure.group][0]:
+            members = groups[measure.group]
+            share = sum(m.share for m in members) / total
+            parts.append(f"{members[0].name}..{members[-1].name} {share:.1%}")
+    split = ", ".join(parts)
     lines.append(
         f"budget split: rho_j proportional to sqrt(w_j) * sensitivity_j, w_j = (uses of "
         f"measure j) / (typical per-row value)^2, which minimises the summed squared relative "

@@ -9,9 +9,10 @@ unit with at most k rows changes the whole histogram (all bins, all cells) by at
 norm, the sensitivity of a COUNT, and the group is noised as one vector (``calibrate``). Every
 quantile of the same argument reads the same histogram.
 
-The hub computes the quantile from the noisy counts g_j (negative counts read as 0): with
-total T and target rank r = 1 + q (T - 1) (DuckDB's QUANTILE_CONT position), it finds the first
-bin j whose cumulative count C_j reaches r and interpolates linearly inside it,
+The hub computes the quantile from the noisy counts g_j as released (negative ones included, so
+the total and the cumulative counts stay unbiased): with total T and target rank
+r = 1 + q (T - 1) (DuckDB's QUANTILE_CONT position), it finds the first bin j with g_j > 0 whose
+cumulative count C_j reaches r and interpolates linearly inside it,
 ``L + w (j + (r - C_{j-1}) / g_j)``. Without noise the result lies within one bin width of
 DuckDB's exact QUANTILE_CONT whenever the two order statistics around rank r share a bin or sit
 in adjacent bins (always the case for data that fills its bins).
@@ -115,7 +116,7 @@ def quantile_expression(bins: list[exp.Column], bounds: Bounds, q: float) -> exp
         A scalar subquery over the cell's bin counts (NULL when the noisy total is not
         positive or the cell is suppressed).
     """
-    counts = ", ".join(f"GREATEST({c.sql(DIALECT)}, 0)" for c in bins)
+    counts = ", ".join(c.sql(DIALECT) for c in bins)
     rank = f"1 + {q!r} * (__t - 1)"
     lo, width = repr(float(bounds.lo)), repr(bin_width(bounds))
     sql = (
