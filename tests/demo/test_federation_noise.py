@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import duckdb
 import numpy as np
@@ -177,3 +178,23 @@ def test_each_aggregate_has_its_declared_noise_and_covering_intervals(
     else:
         slack = 4 * math.sqrt(0.95 * 0.05 / n)
         assert 0.95 - slack <= rate <= 0.95 + slack, rate
+
+
+def test_explain_shows_the_budget_split_and_each_outputs_margin(
+    noisy_federation: DemoFederation,
+) -> None:
+    sql = (
+        "SELECT sex, COUNT(*) AS n, AVG(bmi) AS mean_bmi, MEDIAN(age) AS median_age "
+        "FROM patients GROUP BY sex"
+    )
+    with fedsql.connect(noisy_federation.target, analyst="noise-tester", epsilon=0.5) as conn:
+        lines = conn.cursor().explain(sql)
+    text = "\n".join(lines)
+    assert "budget split: rho_j proportional to sqrt(w_j) * sensitivity_j" in text
+    assert "histogram of age: 32 bins" in text
+    shares = [float(x) for x in re.findall(r"rho [0-9.e-]+ \(([0-9.]+)%\)", text)]
+    assert len(shares) == 3 + 32  # COUNT(*), SUM(bmi), COUNT(bmi) and the histogram's bins
+    assert sum(shares) == pytest.approx(100.0, abs=35 * 0.05)  # each is rounded to 0.1%
+    for name, where in (("n", "any cell"), ("mean_bmi", "typical cell"), ("median_age", "typical")):
+        (line,) = [x for x in lines if x.strip().startswith(f"output {name}:")]
+        assert "expected 95% margin ±" in line and where in line
