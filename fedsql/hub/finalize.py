@@ -220,9 +220,11 @@ def finalize(
         sigma = sigma_by_output[out.name][cells]
         value = _floats(result.column(out.name))
         null = ~np.isfinite(value)
+        with np.errstate(invalid="ignore"):  # cells masked as NULL may hold inf - inf
+            lower, upper = value - Z95 * sigma, value + Z95 * sigma
         stats[out.name + SIGMA] = pa.array(sigma, mask=null)
-        stats[out.name + LOWER] = pa.array(value - Z95 * sigma, mask=null)
-        stats[out.name + UPPER] = pa.array(value + Z95 * sigma, mask=null)
+        stats[out.name + LOWER] = pa.array(lower, mask=null)
+        stats[out.name + UPPER] = pa.array(upper, mask=null)
     stats[SUPPRESSED] = pa.array(suppressed[cells])
     keep = [c for c in result.column_names if c != CELL_COLUMN]
     return Finalized(
