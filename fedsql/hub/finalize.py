@@ -132,7 +132,8 @@ def _output_sigmas(
             name, step = moves[pair]
             if name not in o.measures:
                 continue
-            grad = (values[pair] - values[pair + 1]) / (2 * step)
+            with np.errstate(invalid="ignore"):  # inf - inf in cells released as NULL
+                grad = (values[pair] - values[pair + 1]) / (2 * step)
             variance[o.name] += (grad * step) ** 2
         out[o.name] = np.sqrt(variance[o.name])
     return out
