@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import numpy as np
@@ -132,10 +132,47 @@ def _output_sigmas(
             name, step = moves[pair]
             if name not in o.measures:
                 continue
-            grad = (values[pair] - values[pair + 1]) / (2 * step)
+            with np.errstate(invalid="ignore"):  # inf - inf in cells released as NULL
+                grad = (values[pair] - values[pair + 1]) / (2 * step)
             variance[o.name] += (grad * step) ** 2
         out[o.name] = np.sqrt(variance[o.name])
     return out
+
+
+#: Rows of the typical cell at which ``explain`` states each output's expected margin.
+REFERENCE_ROWS = 1000
+
+
+def reference_sigmas(
+    engine: duckdb.DuckDBPyConnection,
+    plan: FederatedPlan,
+    sigmas: Sequence[float],
+    rows: int = REFERENCE_ROWS,
+) -> dict[str, float]:
+    """Each output's noise standard deviation at a typical cell of ``rows`` rows.
+
+    The typical cell holds, for every measure, ``rows`` times the value one typical row adds
+    (``Measure.typical``: 1 for counts, the middle of the clamp interval for sums); derived
+    outputs get their sigma from the same delta method as released answers.
+
+    Args:
+        engine: A finalize DuckDB (see :func:`finalize_engine`); a cursor is used.
+        plan: The query plan.
+        sigmas: Noise standard deviation of each measure's totals, value units.
+        rows: Rows in the typical cell.
+
+    Returns:
+        Output name -> sigma, for every non-key output.
+    """
+    one = replace(plan, keys=tuple(replace(k, values=k.values[:1]) for k in plan.keys))
+    values = np.array([rows * m.typical for m in plan.measures], dtype=np.float64)
+    base = partials_table(one, values, np.zeros(1, dtype=bool))
+    cursor = engine.cursor()
+    try:
+        found = _output_sigmas(cursor, one, base, sigmas)
+    finally:
+        cursor.close()
+    return {name: float(value[0]) for name, value in found.items()}
 
 
 def finalize_engine() -> duckdb.DuckDBPyConnection:
@@ -184,9 +221,11 @@ def finalize(
         sigma = sigma_by_output[out.name][cells]
         value = _floats(result.column(out.name))
         null = ~np.isfinite(value)
+        with np.errstate(invalid="ignore"):  # cells masked as NULL may hold inf - inf
+            lower, upper = value - Z95 * sigma, value + Z95 * sigma
         stats[out.name + SIGMA] = pa.array(sigma, mask=null)
-        stats[out.name + LOWER] = pa.array(value - Z95 * sigma, mask=null)
-        stats[out.name + UPPER] = pa.array(value + Z95 * sigma, mask=null)
+        stats[out.name + LOWER] = pa.array(lower, mask=null)
+        stats[out.name + UPPER] = pa.array(upper, mask=null)
     stats[SUPPRESSED] = pa.array(suppressed[cells])
     keep = [c for c in result.column_names if c != CELL_COLUMN]
     return Finalized(

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from fedsql.catalog import Contract
 from fedsql.errors import QueryRejected
+from fedsql.hub.finalize import REFERENCE_ROWS, finalize_engine, reference_sigmas
 from fedsql.hub.registry import ConnectedSilo
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.privacy.accuracy import Z95
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan
 from fedsql.secagg.encoding import CoordinateSpec, spec_for_measure
 from fedsql.secagg.protocol import Roster
@@ -37,6 +39,8 @@ def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
             integral=m.integral,
             cells=plan.cells,
             row_cap=plan.row_cap,
+            share=m.share,
+            group=m.group,
         )
         for m in plan.measures
     ]
@@ -123,12 +127,33 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
     else:
         lines.append(
             f"privacy cost: epsilon={prepared.epsilon} at delta={contract.delta:g} "
-            f"(rho={noise.rho:.6g} zCDP), split equally across measures"
+            f"(rho={noise.rho:.6g} zCDP), split across measures to minimise the summed "
+            f"squared relative error of the outputs (budget split above)"
         )
+        sigmas = []
         for m, mn in zip(plan.measures, noise.measures, strict=True):
             sigma = noise.sigma_released(m.name, noise.m_min)
+            sigmas.append(sigma)
             lines.append(
-                f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g}, "
-                f"noise sd >= {sigma:.4g} (value units), 95% margin ±{1.96 * sigma:.4g}"
+                f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g} "
+                f"({mn.rho / noise.rho:.1%}), noise sd >= {sigma:.4g} (value units), 95% margin "
+                f"±{Z95 * sigma:.4g}"
+            )
+        engine = finalize_engine()
+        try:
+            margins = reference_sigmas(engine, plan, sigmas)
+        finally:
+            engine.close()
+        for out in plan.outputs:
+            if out.name not in margins:
+                continue
+            where = (
+                "any cell"
+                if out.kind in ("count", "sum") and len(out.measures) == 1
+                else f"a typical cell of {REFERENCE_ROWS} rows (delta method)"
+            )
+            lines.append(
+                f"  output {out.name}: expected 95% margin ±{Z95 * margins[out.name]:.4g} at "
+                f"{where}"
             )
     return lines

@@ -1,7 +1,10 @@
 """Noise calibration: from a query's (epsilon, delta) and its measures to each silo's noise share.
 
 One query has one epsilon, converted once to rho (``fedsql.privacy.accounting``). The rho is
-split equally across the query's measures; for each measure j the released total must carry
+split across the query's measures in proportion to their ``share`` (``rho_j = rho * share_j /
+sum_i share_i``; equal shares split it equally). The planner chooses the shares to minimise the
+error of what the analyst asked for (``fedsql.sql.budget_split``: ``share_j = sqrt(w_j) *
+Delta_j`` minimises ``sum_j w_j sigma_j²``). For each measure j the released total must carry
 discrete Gaussian noise of standard deviation ``sigma_j = Delta_j / sqrt(2 rho_j)`` in encoded
 integer units, where ``Delta_j`` is the measure's L2 sensitivity after fixed-point encoding.
 Costs add up (zCDP composition): ``sum_j Delta_j² / (2 sigma_j²) = rho``.
@@ -19,9 +22,6 @@ rounding is negligible next to the noise. Rounding can move each cell one unit, 
 sensitivity adds ``sqrt(min(row_cap, cells))`` (the number of cells one unit can touch) unless
 the measure is integral and sent unscaled.
 
-An equal split is simple and safe; splitting rho to minimise the error of what the analyst asked
-for (for example the variance of AVG = SUM / COUNT) is future work.
-
 Everything here is pure, deterministic float arithmetic: hub and silos compute the same plan.
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fedsql.errors import DataError, QueryRejected
 from fedsql.privacy.accounting import rho_for_epsilon
@@ -64,6 +64,11 @@ class MeasureSpec:
         integral: True when every per-row value is an integer, so unscaled sums are exact.
         cells: Number of cells of the vector (the size of the public key space).
         row_cap: Most rows one unit may contribute (k).
+        share: Relative share of the query's rho for this measure (positive; only the
+            ratios between the measures of one query matter).
+        group: Measures with the same non-empty group are one vector (e.g. the bins of a
+            histogram): ``sensitivity`` is the L2 sensitivity of the whole group, which is
+            noised as one Gaussian mechanism and costs the sum of its members' shares.
     """
 
     name: str
@@ -72,6 +77,8 @@ class MeasureSpec:
     integral: bool
     cells: int
     row_cap: int
+    share: float = 1.0
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,8 @@ class MeasureNoise:
 
     Attributes:
         name: The measure's name.
-        rho: The share of the query's rho spent on this measure.
+        rho: The share of the query's rho spent on this measure (for a member of a group,
+            its part of the group's rho; the noise is calibrated to the group's whole rho).
         frac_bits: Fixed-point fraction bits f: values are sent as round(x·2^f).
         sensitivity_encoded: L2 sensitivity in encoded units, rounding included.
         sigma_total: Standard deviation, in value units, of the released total when exactly
@@ -179,6 +187,11 @@ def _check_spec(spec: MeasureSpec) -> None:
         raise QueryRejected(
             f"{label}: sensitivity is below what a single row adds (clip); it cannot be right"
         )
+    share = spec.share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not share > 0.0:
+        raise QueryRejected(f"{label}: share must be a positive number")
+    if not math.isfinite(share):
+        raise QueryRejected(f"{label}: share is not finite")
     for field, count in (("cells", spec.cells), ("row_cap", spec.row_cap)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise QueryRejected(f"{label}: {field} must be a positive integer")
@@ -226,7 +239,8 @@ def plan_noise(
         m_min: Minimum number of honest silos whose noise shares are in any released total.
 
     Returns:
-        The ``NoisePlan``: rho = ``rho_for_epsilon(epsilon, delta)``, split equally.
+        The ``NoisePlan``: rho = ``rho_for_epsilon(epsilon, delta)``, split in proportion to
+        the measures' shares.
 
     Raises:
         QueryRejected: ``epsilon`` is not positive, there are no measures, two measures share a
@@ -255,6 +269,23 @@ def plan_noise(
     for spec in specs:
         _check_spec(spec)
     rho = rho_for_epsilon(eps, delta)
-    rho_j = rho / len(specs)
-    noises = tuple(_calibrate(spec, rho_j, m_min, eps) for spec in specs)
-    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=noises)
+    total_share = math.fsum(float(spec.share) for spec in specs)
+    groups: dict[str, list[MeasureSpec]] = {}
+    for spec in specs:
+        if spec.group:
+            groups.setdefault(spec.group, []).append(spec)
+    for name, members in groups.items():
+        if len({m.sensitivity for m in members}) != 1:
+            raise QueryRejected(f"the measures of group {name!r} declare different sensitivities")
+    noises = []
+    for spec in specs:
+        rho_j = rho * float(spec.share) / total_share
+        if not spec.group:
+            noises.append(_calibrate(spec, rho_j, m_min, eps))
+            continue
+        members = groups[spec.group]
+        rho_group = rho * math.fsum(float(m.share) for m in members) / total_share
+        # the group is one vector: rounding touches at most min(k, cells * members) coordinates
+        joint = replace(spec, cells=spec.cells * len(members))
+        noises.append(replace(_calibrate(joint, rho_group, m_min, eps), rho=rho_j))
+    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=tuple(noises))

@@ -41,6 +41,8 @@ def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
             integral=m.integral,
             cells=plan.cells,
             row_cap=plan.row_cap,
+            share=m.share,
+            group=m.group,
         )
         for m in plan.measures
     ]

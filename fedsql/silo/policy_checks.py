@@ -29,8 +29,17 @@ __all__ = [
     "policy_for_query",
 ]
 
-#: The aggregate function a measure of each kind computes.
-_MEASURE_FUNCTION = {"count": "COUNT", "sum": "SUM"}
+#: The aggregate function a measure of each kind computes (VAR and STDDEV are computed from
+#: sums of squares, sums and counts, and quantiles from histogram counts, so a clinic allowing
+#: SUM and COUNT releases what they need; a distinct count of the unit is a COUNT and is also
+#: governed by ``unit_uses``).
+_MEASURE_FUNCTION = {
+    "count": "COUNT",
+    "sum": "SUM",
+    "sumsq": "SUM",
+    "distinct": "COUNT",
+    "bin": "COUNT",
+}
 #: The aggregate function each output kind is written with (``expr`` uses its measures').
 _OUTPUT_FUNCTION = {"count": "COUNT", "sum": "SUM", "avg": "AVG"}
 _DAY_MS = 86_400_000

@@ -13,8 +13,9 @@ from fedsql.errors import InternalError
 from fedsql.sql.plan import FederatedPlan
 
 
-def _normalise_key(value: Any) -> Any:
-    if isinstance(value, _dt.datetime):
+def _normalise_key(value: Any, sql_type: str) -> Any:
+    """A DATE key read back as a datetime (some sources do) compares as the date it is."""
+    if sql_type == "DATE" and isinstance(value, _dt.datetime):
         return value.date()
     return value
 
@@ -47,7 +48,9 @@ def dense_vector(
     out = np.zeros(plan.cells * n_measures, dtype=np.float64)
     index: dict[tuple[KeyValue, ...], int] = plan.key_index()
     for row in rows:
-        key = tuple(_normalise_key(v) for v in row[:n_keys])
+        key = tuple(
+            _normalise_key(v, k.sql_type) for v, k in zip(row[:n_keys], plan.keys, strict=True)
+        )
         cell = index.get(key)
         if cell is None:
             continue

@@ -15,11 +15,19 @@ from collections.abc import Mapping
 
 from sqlglot import exp
 
-#: The aggregates a query may compute, with their SQL names.
+#: The aggregates a query may compute, with their SQL names. Each one is computed by the hub
+#: from noisy per-cell counts, sums, sums of squares and histograms (see ``measures``).
 AGGREGATES: Mapping[type[exp.Expr], str] = {
     exp.Count: "COUNT",
     exp.Sum: "SUM",
     exp.Avg: "AVG",
+    exp.Variance: "VAR_SAMP",
+    exp.VariancePop: "VAR_POP",
+    exp.Stddev: "STDDEV",
+    exp.StddevSamp: "STDDEV_SAMP",
+    exp.StddevPop: "STDDEV_POP",
+    exp.Median: "MEDIAN",
+    exp.PercentileCont: "QUANTILE_CONT",
 }
 
 #: Row-level scalar functions, keyed by sqlglot class, with the name shown in messages.

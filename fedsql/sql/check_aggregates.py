@@ -1,98 +1,127 @@
-"""Aggregate check: each COUNT / SUM / AVG takes ``*`` or one plain column that fedsql can bound.
+"""Aggregate check: every aggregate reads a row expression that fedsql can bound, never the unit.
 
-Contribution bounding needs to know, per aggregate, the largest amount one row can add. That is
-1 for counts and B = max(|lo|, |hi|) of the column's contract ``bounds`` for sums, so SUM and
-AVG need a numeric column with bounds, and arguments must be plain columns (an expression over a
-column has no declared bounds). The privacy unit column is never summed, averaged or counted.
+Contribution bounding needs to know, per aggregate, the largest amount one row can add: 1 for
+counts, and for SUM, AVG, VAR and STDDEV the largest magnitude of the argument, derived from the
+contract ``bounds`` of the columns it reads (``value_bounds``). The privacy unit column is never
+summed, averaged or counted row by row; ``COUNT(DISTINCT <unit>)`` (optionally with FILTER)
+counts patients.
 """
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-from fedsql.catalog import Column, Table
+from fedsql.catalog import Table
 from fedsql.errors import QueryRejected
-from fedsql.sql.allowlist import AGGREGATES
+from fedsql.sql.aggregate_calls import AggregateCall, aggregate_call
+from fedsql.sql.quantiles import quantile_level
 from fedsql.sql.query import Query
+from fedsql.sql.statement import DIALECT
+from fedsql.sql.value_bounds import Interval, value_interval
+
+#: Aggregates computed from the argument's clamped value (they need bounds): sums of it, or a
+#: histogram over its interval.
+SUMMED = frozenset(
+    {"SUM", "AVG", "VAR_SAMP", "VAR_POP", "STDDEV_SAMP", "STDDEV_POP", "MEDIAN", "QUANTILE_CONT"}
+)
 
 
 def check_aggregates(query: Query) -> None:
     """Check the arguments of every aggregate, and that the query aggregates at all.
 
     Args:
-        query: The resolved query.
+        query: The resolved query, FILTER clauses rewritten (``rewrite_filters``).
 
     Raises:
-        QueryRejected: No aggregate anywhere; COUNT() or COUNT(1); an argument that is not a
-            plain column; the unit column inside an aggregate; SUM/AVG over a non-numeric
-            column or a column without bounds.
+        QueryRejected: No aggregate anywhere; COUNT() or COUNT(1); several arguments; the unit
+            column inside an aggregate other than COUNT(DISTINCT unit); COUNT(DISTINCT) of
+            anything else; SUM / AVG / VAR / STDDEV over a value without bounds.
     """
     found = False
     for node in query.aggregates():
         found = True
-        aggregate_column(node, query.table)
+        check_call(node, query.table)
     if not found:
         raise QueryRejected(
             "the query computes no aggregate; only aggregates leave a clinic. Use COUNT(*), "
-            "COUNT(col), SUM(col) or AVG(col)"
+            "COUNT(DISTINCT unit), SUM, AVG, VAR_SAMP or STDDEV_SAMP"
         )
 
 
-def aggregate_column(node: exp.AggFunc, table: Table) -> Column | None:
-    """The contract column an aggregate reads, or None for ``COUNT(*)``; checks it is allowed.
+def check_call(node: exp.AggFunc, table: Table) -> tuple[AggregateCall, Interval | None]:
+    """Check one aggregate call and derive the interval of its summed argument.
 
     Args:
-        node: A resolved COUNT, SUM or AVG call.
+        node: A resolved, FILTER-free aggregate call.
         table: The table the query reads.
 
     Returns:
-        The column argument, or None for ``COUNT(*)``.
+        The call and, for the summed aggregates, the interval its argument is clamped to.
 
     Raises:
-        QueryRejected: The argument is missing, not a plain column, the unit column, or (for
-            SUM / AVG) not numeric or without bounds.
+        QueryRejected: The call is not allowed (see :func:`check_aggregates`).
     """
-    name = AGGREGATES[type(node)]
-    argument = node.this
-    if isinstance(node, exp.Count) and isinstance(argument, exp.Star):
-        return None
+    call = aggregate_call(node)
+    name = call.function
+    if node.expressions:
+        raise QueryRejected(f"{name} takes one argument, not several")
+    if node.this is None:
+        raise QueryRejected(f"{name}() needs an argument; write {name}(*)")
+    if call.function == "COUNT" and call.argument is None:
+        return call, None
+    argument = call.argument
     if argument is None:
         raise QueryRejected(f"{name}() needs an argument; write {name}(*)")
-    if node.expressions:
-        raise QueryRejected(f"{name} takes one column, not several")
-    argument = argument.unnest()
     if isinstance(argument, exp.Literal | exp.Null | exp.Boolean):
         raise QueryRejected(
-            f"{name}({argument.sql('duckdb')}) is not supported; "
+            f"{name}({argument.sql(DIALECT)}) is not supported; "
             + ("write COUNT(*) to count rows" if name == "COUNT" else f"{name} a column")
         )
-    if not isinstance(argument, exp.Column):
-        raise QueryRejected(
-            f"{name} takes a plain column, not the expression {argument.sql('duckdb')}: each "
-            f"column is bounded by its contract bounds. Move arithmetic outside the aggregate "
-            f"(e.g. 2 * SUM(cost) instead of SUM(2 * cost))"
-        )
-    column = table.column(str(argument.name))
-    assert column is not None, "resolved columns exist"
-    if column.name == table.unit:
+    if name == "COUNT_DISTINCT":
+        _check_distinct(argument, table)
+        return call, None
+    if _reads_unit(argument, table):
         if name == "COUNT":
             raise QueryRejected(
-                f"COUNT({column.name}) counts rows of the privacy unit column; write COUNT(*) "
-                "(COUNT(DISTINCT unit) is coming later)"
+                f"COUNT({argument.sql(DIALECT)}) counts rows of the privacy unit column; write "
+                f"COUNT(*) to count rows or COUNT(DISTINCT {table.unit}) to count patients"
             )
         raise QueryRejected(
-            f"{name}({column.name}) is not allowed: {column.name} is the privacy unit column "
-            f"of {table.name}"
+            f"{name}({argument.sql(DIALECT)}) is not allowed: {table.unit} is the privacy unit "
+            f"column of {table.name}"
         )
     if name == "COUNT":
-        return column
-    if not column.is_numeric:
+        return call, None
+    if name == "QUANTILE_CONT":
+        quantile_level(node)
+    interval = value_interval(argument, table, name)
+    if interval is None:
+        raise QueryRejected(f"{name}({argument.sql(DIALECT)}) is always NULL; {name} a column")
+    return call, interval
+
+
+def _check_distinct(argument: exp.Expr, table: Table) -> None:
+    """COUNT(DISTINCT x): x is the unit column, or CASE WHEN c THEN unit END from a FILTER."""
+    value = argument
+    if (
+        isinstance(argument, exp.Case)
+        and len(argument.args.get("ifs") or []) == 1
+        and argument.args.get("default") is None
+    ):
+        branch = argument.args["ifs"][0]
+        if _reads_unit(branch.this, table):
+            raise QueryRejected(
+                f"the FILTER condition of COUNT(DISTINCT {table.unit}) cannot read "
+                f"{table.unit}; filter on other columns"
+            )
+        value = branch.args["true"].unnest()
+    if not (isinstance(value, exp.Column) and str(value.name) == table.unit):
         raise QueryRejected(
-            f"{name} needs a numeric column; {table.name}.{column.name} is {column.type}"
+            f"COUNT(DISTINCT {argument.sql(DIALECT)}) is not supported: only COUNT(DISTINCT "
+            f"{table.unit}) (the privacy unit, to count patients) has a known sensitivity; "
+            "count groups with GROUP BY instead"
         )
-    if column.bounds is None:
-        raise QueryRejected(
-            f"column {table.name}.{column.name} has no bounds in the contract, so {name} over "
-            f"it has no known sensitivity; add `bounds = [lo, hi]` to it"
-        )
-    return column
+
+
+def _reads_unit(expression: exp.Expr, table: Table) -> bool:
+    return any(str(c.name) == table.unit for c in expression.find_all(exp.Column))

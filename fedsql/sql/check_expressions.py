@@ -1,7 +1,8 @@
 """Expression check: every node of every clause is on the allowlist and aggregates stand right.
 
-Aggregates may appear in SELECT, HAVING and ORDER BY only, unnested, without DISTINCT or FILTER;
-every function, operator, literal and CAST type must be one the allowlist admits.
+Aggregates may appear in SELECT, HAVING and ORDER BY only, unnested; DISTINCT only in COUNT (of
+the privacy unit, checked after name resolution), FILTER (WHERE ...) on any of them; every
+function, operator, literal and CAST type must be one the allowlist admits.
 """
 
 from __future__ import annotations
@@ -52,16 +53,18 @@ def check_expressions(select: exp.Select) -> None:
 
     Raises:
         QueryRejected: ``SELECT *``, a function outside the allowlist, a window function, a
-            subquery, MIN/MAX or another unsupported aggregate, DISTINCT or FILTER inside an
-            aggregate, a nested aggregate, an aggregate in WHERE or GROUP BY, a CAST to an
-            unsupported type, a non-literal IN list, ...
+            subquery, MIN/MAX or another unsupported aggregate, DISTINCT inside an aggregate
+            other than COUNT, an aggregate in a FILTER condition, a nested aggregate, an
+            aggregate in WHERE or GROUP BY, a CAST to an unsupported type, a non-literal IN
+            list, ...
 
     >>> import sqlglot
     >>> check_expressions(sqlglot.parse_one("SELECT AVG(x) FROM t WHERE y > 1", read="duckdb"))
     >>> check_expressions(sqlglot.parse_one("SELECT MAX(x) FROM t", read="duckdb"))
     Traceback (most recent call last):
     fedsql.errors.QueryRejected: MAX in SELECT is not supported: it would release one patient's \
-value; approximate quantiles are coming later. Use AVG, or COUNT(*) with a WHERE threshold
+value. Use a quantile instead (MEDIAN(col) or QUANTILE_CONT(col, 0.95), from a noisy histogram), \
+or COUNT(*) with a WHERE threshold
     """
     for item in select.expressions:
         if isinstance(item, exp.Star) or (
@@ -132,10 +135,17 @@ def _check(root: exp.Expr, clause: str, *, aggregates: bool, subqueries: bool = 
         if isinstance(node, exp.AggFunc):
             _check_aggregate(node, clause, aggregates=aggregates)
         elif isinstance(node, exp.Filter):
-            raise QueryRejected(
-                "aggregate FILTER (WHERE ...) is not supported; move the condition into WHERE "
-                "or run a separate query"
-            )
+            if not isinstance(node.this, exp.AggFunc):
+                raise QueryRejected(f"FILTER applies to aggregates only (in {clause})")
+        elif isinstance(node, exp.Where) and isinstance(node.parent, exp.Filter):
+            if node.find(exp.AggFunc) is not None:
+                raise QueryRejected(
+                    "an aggregate inside FILTER (WHERE ...) is not allowed; FILTER conditions "
+                    "are row-level"
+                )
+        elif isinstance(node, exp.Distinct) and isinstance(node.parent, exp.Count):
+            if len(node.expressions) != 1:
+                raise QueryRejected("COUNT(DISTINCT ...) takes one column, the privacy unit")
         elif isinstance(node, exp.Window):
             raise QueryRejected(
                 f"window functions (OVER ...) are not supported in {clause}; "
@@ -185,22 +195,31 @@ def _check_aggregate(node: exp.AggFunc, clause: str, *, aggregates: bool) -> Non
     if isinstance(node, exp.Min | exp.Max):
         raise QueryRejected(
             f"{function_name(node)} in {clause} is not supported: it would release one "
-            "patient's value; approximate quantiles are coming later. Use AVG, or COUNT(*) "
-            "with a WHERE threshold"
+            "patient's value. Use a quantile instead (MEDIAN(col) or QUANTILE_CONT(col, 0.95), "
+            "from a noisy histogram), or COUNT(*) with a WHERE threshold"
+        )
+    if isinstance(node, exp.Quantile | exp.PercentileDisc):
+        raise QueryRejected(
+            f"{function_name(node)} in {clause} is not supported: a discrete quantile is one "
+            "patient's value. Use QUANTILE_CONT(col, q) or MEDIAN(col)"
         )
     if name is None:
         raise QueryRejected(
-            f"aggregate {function_name(node)} is not supported (in {clause}); use COUNT, SUM or AVG"
+            f"aggregate {function_name(node)} is not supported (in {clause}); use COUNT, "
+            "COUNT(DISTINCT unit), SUM, AVG, VAR_SAMP, VAR_POP, STDDEV_SAMP, STDDEV_POP, MEDIAN "
+            "or QUANTILE_CONT"
         )
     if not aggregates:
         advice = _WHERE_AGGREGATE if clause == "WHERE" else "group by columns"
         raise QueryRejected(f"aggregate {name} is not allowed in {clause}; {advice}")
-    if node.find_ancestor(exp.AggFunc) is not None:
+    if node.find_ancestor(exp.AggFunc, exp.Filter) is not None and not (
+        isinstance(node.parent, exp.Filter) and node.arg_key == "this"
+    ):
         raise QueryRejected(f"nested aggregates ({name} inside another aggregate) are not allowed")
-    if isinstance(node.this, exp.Distinct):
+    if isinstance(node.this, exp.Distinct) and not isinstance(node, exp.Count):
         raise QueryRejected(
-            f"{name}(DISTINCT ...) is not supported yet (COUNT(DISTINCT unit) is coming); "
-            f"use {name} without DISTINCT"
+            f"{name}(DISTINCT ...) is not supported; only COUNT(DISTINCT <unit>) is, to count "
+            f"patients. Use {name} without DISTINCT"
         )
 
 

@@ -43,17 +43,26 @@ _COMPARISONS: dict[type[exp.Expr], str] = {
 
 
 def check_row_types(query: Query) -> None:
-    """Refuse implicit conversions of row values in the WHERE condition.
+    """Refuse implicit conversions of row values in WHERE, group keys and aggregate arguments.
 
     Args:
-        query: The resolved query.
+        query: The resolved query (FILTER conditions already moved into aggregate arguments).
 
     Raises:
         QueryRejected: A VARCHAR, DATE or TIMESTAMP value where a condition is expected, or a
             row value that DuckDB would have to convert to another type to compare or combine.
     """
+    checker = _Checker(query.table)
     if query.where is not None:
-        _Checker(query.table).check(query.where)
+        checker.check(query.where)
+    for key in query.group_by:
+        checker.walk(key)
+    for node in query.aggregates():
+        argument = node.this
+        if isinstance(argument, exp.Distinct):
+            argument = argument.expressions[0] if argument.expressions else None
+        if argument is not None and not isinstance(argument, exp.Star):
+            checker.walk(argument)
 
 
 def check_condition(where: exp.Expr, table: Table) -> None:
@@ -104,7 +113,11 @@ class _Checker:
     def check(self, where: exp.Expr, *, condition: bool = True) -> None:
         if condition:
             self._condition(where, "WHERE")
-        for node in where.walk():
+        self.walk(where)
+
+    def walk(self, expression: exp.Expr) -> None:
+        """Check every condition and comparison inside a row-level expression."""
+        for node in expression.walk():
             if isinstance(node, exp.And | exp.Or):
                 self._condition(node.this, "AND / OR")
                 self._condition(node.expression, "AND / OR")

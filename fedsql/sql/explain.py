@@ -1,13 +1,16 @@
 """Explanation: plain-language lines on what a plan computes and how it is bounded.
 
-Table and row cap, each measure with its clamp bounds and sensitivity, key spaces and their sizes,
-cells and the partial vector length d.
+Table and row cap, each measure with its clamp bounds and sensitivity, the budget split across
+measures, key spaces and their sizes, cells and the partial vector length d.
 """
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from fedsql.sql.measures import MeasureSet
-from fedsql.sql.plan import KeySpace, OutputColumn
+from fedsql.sql.plan import KeySpace, Measure, OutputColumn
+from fedsql.sql.quantiles import HISTOGRAM_BINS, bin_width
 from fedsql.sql.query import Query
 
 #: Above this partial vector length the explanation warns about noise-sampling time.
@@ -43,30 +46,37 @@ def explain(
         lines = query.source.explanation()
     if query.where is not None:
         lines.append("WHERE runs inside each clinic, before the row cap")
+    groups: dict[str, list[Measure]] = {}
     for measure in measures.measures:
-        note = " (hidden: used to suppress small cells)" if measure.hidden else ""
-        if measure.kind == "count":
-            lines.append(
-                f"measure {measure.name} = {measure.expression}{note}: each row adds at most 1; "
-                f"L2 sensitivity k = {_number(measure.sensitivity)}"
-            )
-            continue
-        column = measures.key_of[measure.name][1]
-        assert column is not None
-        slot = measures.slot_of[column]
-        assert slot.clamp is not None
-        lo, hi = _number(slot.clamp.lo), _number(slot.clamp.hi)
-        lines.append(
-            f"measure {measure.name} = {measure.expression}{note}: values clamped to "
-            f"[{lo}, {hi}] (contract bounds), B = {_number(measure.clip)}; L2 sensitivity "
-            f"k * B = {k} * {_number(measure.clip)} = {_number(measure.sensitivity)}"
-        )
+        if measure.group:
+            groups.setdefault(measure.group, []).append(measure)
+    for measure in measures.measures:
+        if not measure.group:
+            lines.append(_measure_line(measure, measures, k))
+        elif measure is groups[measure.group][0]:
+            lines.append(_histogram_line(groups[measure.group], measures, k))
+    total = sum(m.share for m in measures.measures)
+    parts = []
+    for measure in measures.measures:
+        if not measure.group:
+            parts.append(f"{measure.name} {measure.share / total:.1%}")
+        elif measure is groups[measure.group][0]:
+            members = groups[measure.group]
+            share = sum(m.share for m in members) / total
+            parts.append(f"{members[0].name}..{members[-1].name} {share:.1%}")
+    split = ", ".join(parts)
+    lines.append(
+        f"budget split: rho_j proportional to sqrt(w_j) * sensitivity_j, w_j = (uses of "
+        f"measure j) / (typical per-row value)^2, which minimises the summed squared relative "
+        f"error at a typical cell: {split}"
+    )
     cells = 1
     for key in keys:
         cells *= len(key.values)
+        derived = "" if table.column(key.source) is not None else ", evaluated over them"
         lines.append(
             f"key {key.name} = {key.source} ({key.sql_type}): {len(key.values)} value(s) from "
-            f"the contract domain, not from data"
+            f"the contract domain{derived}, not from data"
         )
     dimension = cells * len(measures.measures)
     lines.append(
@@ -84,6 +94,55 @@ def explain(
                 f"to [{_number(output.lower)}, {_number(output.upper)}] (post-processing)"
             )
     return tuple(lines)
+
+
+def _measure_line(measure: Measure, measures: MeasureSet, k: int) -> str:
+    """One line on a measure: what one row adds and its L2 sensitivity."""
+    note = " (hidden: used to suppress small cells)" if measure.hidden else ""
+    head = f"measure {measure.name} = {measure.expression}{note}"
+    if measure.kind == "count":
+        return f"{head}: each row adds at most 1; L2 sensitivity k = {_number(measure.sensitivity)}"
+    if measure.kind == "distinct":
+        return (
+            f"{head}: a patient adds at most 1 to each of at most min(k, cells) cells; L2 "
+            f"sensitivity sqrt(min(k, cells)) = {measure.sensitivity:.6g}"
+        )
+    source = measures.key_of[measure.name][1]
+    assert source is not None
+    slot = measures.slot_of[source]
+    assert slot.clamp is not None
+    lo, hi = _number(slot.clamp.lo), _number(slot.clamp.hi)
+    origin = (
+        "contract bounds"
+        if isinstance(slot.expression, exp.Column)
+        else "derived from the contract bounds by interval arithmetic"
+    )
+    if measure.kind == "sum":
+        return (
+            f"{head}: values clamped to [{lo}, {hi}] ({origin}), B = {_number(measure.clip)}; "
+            f"L2 sensitivity k * B = {k} * {_number(measure.clip)} = "
+            f"{_number(measure.sensitivity)}"
+        )
+    return (
+        f"{head}: values clamped to [{lo}, {hi}] ({origin}) then squared, B^2 = "
+        f"{_number(measure.clip)}; L2 sensitivity k * B^2 = {k} * {_number(measure.clip)} = "
+        f"{_number(measure.sensitivity)}"
+    )
+
+
+def _histogram_line(members: list[Measure], measures: MeasureSet, k: int) -> str:
+    """One line on a quantile histogram (a measure group)."""
+    source = measures.key_of[members[0].name][1]
+    assert source is not None
+    slot = measures.slot_of[source]
+    assert slot.clamp is not None
+    return (
+        f"measures {members[0].name}..{members[-1].name} = histogram of {source}: "
+        f"{HISTOGRAM_BINS} bins of width {bin_width(slot.clamp):.6g} over "
+        f"[{_number(slot.clamp.lo)}, {_number(slot.clamp.hi)}] (values clamped to it); each row "
+        f"adds 1 to one bin, so the whole histogram has L2 sensitivity k = {k} and is noised "
+        f"as one vector"
+    )
 
 
 def _number(value: float | None) -> str:

@@ -44,9 +44,11 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from fedsql.sql.group_keys import key_expression
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import MeasureSet, ValueSlot
 from fedsql.sql.plan import SALT_PARAM, KeySpace
+from fedsql.sql.quantiles import bin_condition, bin_index
 from fedsql.sql.query import Query
 from fedsql.sql.relations import from_clause
 from fedsql.sql.statement import DIALECT
@@ -81,7 +83,7 @@ def build_partial_sql(
             exp.alias_(_quoted(table.unit), UNIT_COLUMN),
             exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
         ]
-        projections += [exp.alias_(_quoted(key.source), key.name) for key in keys]
+        projections += [exp.alias_(key_expression(key), key.name) for key in keys]
         projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
         rows = exp.select(*projections).from_(
             exp.Table(this=exp.to_identifier(table.name, quoted=True))
@@ -135,9 +137,12 @@ def _joined_rows(
     projections += [
         exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
     ]
-    projections += [exp.alias_(scope.sql_of(key.source), key.name) for key in keys]
+    projections += [exp.alias_(scope.to_sql(key_expression(key)), key.name) for key in keys]
     projections += [
-        exp.alias_(slot_value(slot, scope.sql_of(slot.column.name)), slot.name)
+        exp.alias_(
+            slot_value(slot, scope.to_sql(guard_row_errors(quote_columns(slot.expression)))),
+            slot.name,
+        )
         for slot in measures.slots
     ]
     item, joins = from_clause(scope)
@@ -149,17 +154,20 @@ def _joined_rows(
     return rows, row_ids
 
 
-def slot_value(slot: ValueSlot, column_sql: exp.Expr | None = None) -> exp.Expr:
-    """The per-row value of a slot: the column, clamped to its bounds when it is summed.
+def slot_value(slot: ValueSlot, value_sql: exp.Expr | None = None) -> exp.Expr:
+    """The per-row value of a slot: its expression (errors guarded), clamped when it is summed.
 
-    ``column_sql`` reads the column (default: its quoted name).
+    ``value_sql`` reads the value (default: the slot's expression over quoted columns).
 
-    >>> from fedsql.catalog import Bounds, Column
-    >>> slot = ValueSlot("a0", Column("bmi", "DOUBLE"), Bounds(10.0, 70.0), False)
+    >>> import sqlglot
+    >>> from fedsql.catalog import Bounds
+    >>> slot = ValueSlot("a0", "bmi", sqlglot.parse_one("bmi"), Bounds(10.0, 70.0), False)
     >>> slot_value(slot).sql("duckdb")
     'CASE WHEN "bmi" IS NULL THEN NULL ELSE LEAST(GREATEST(CAST("bmi" AS DOUBLE), 10.0), 70.0) END'
     """
-    column = column_sql if column_sql is not None else _quoted(slot.column.name)
+    column = (
+        value_sql if value_sql is not None else guard_row_errors(quote_columns(slot.expression))
+    )
     if slot.clamp is None:
         return column
     if slot.integral:
@@ -196,11 +204,23 @@ def quote_columns(expression: exp.Expr) -> exp.Expr:
 
 def _measure_aggregate(name: str, measures: MeasureSet) -> exp.Expr:
     """The aggregate computing measure ``name`` over the capped rows."""
-    kind, column = measures.key_of[name]
-    if column is None:
+    kind, source = measures.key_of[name]
+    if source is None:
         return exp.Count(this=exp.Star())
-    slot = exp.column(measures.slot_of[column].name)
-    return exp.Count(this=slot) if kind == "count" else exp.Sum(this=slot)
+    value_slot = measures.slot_of[source]
+    slot = exp.column(value_slot.name)
+    j = bin_index(kind)
+    if j is not None:
+        assert value_slot.clamp is not None
+        condition = bin_condition(slot, value_slot.clamp, j)
+        return exp.Count(this=exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1))]))
+    if kind == "count":
+        return exp.Count(this=slot)
+    if kind == "distinct":
+        return exp.Count(this=exp.Distinct(expressions=[slot]))
+    if kind == "sumsq":
+        return exp.Sum(this=exp.Mul(this=slot, expression=slot.copy()))
+    return exp.Sum(this=slot)
 
 
 def _quoted(name: str) -> exp.Column:

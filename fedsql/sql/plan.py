@@ -15,7 +15,7 @@ from typing import Literal
 
 from fedsql.catalog import KeyValue
 
-MeasureKind = Literal["count", "sum"]
+MeasureKind = Literal["count", "sum", "sumsq", "distinct", "bin"]
 OutputKind = Literal["key", "count", "sum", "avg", "expr"]
 
 #: Name of the table the finalize SQL reads: one row per cell, keys then noisy measures.
@@ -43,6 +43,12 @@ class Measure:
     ``sensitivity`` is the L2 sensitivity, in value units, of this measure's whole cell vector
     for one privacy unit (e.g. k for COUNT, k*B for SUM). ``clip`` is the largest magnitude one
     row can add (1 for counts, B for sums); ``integral`` says the per-row values are integers.
+    Kinds: ``count`` (rows, or non-NULL values), ``sum`` (clamped values), ``sumsq`` (squares of
+    clamped values), ``distinct`` (distinct privacy units) and ``bin`` (rows in one bin of a
+    quantile histogram). Measures with the same non-empty ``group`` form one vector whose L2
+    sensitivity is ``sensitivity`` (each member's) and are noised as one. ``share`` is this
+    measure's relative share of the query's privacy cost (rho_j = rho * share_j / sum of
+    shares) and ``typical`` the value one typical row adds (the reference of the budget split).
     """
 
     name: str
@@ -52,6 +58,9 @@ class Measure:
     clip: float
     integral: bool
     hidden: bool = False
+    share: float = 1.0
+    typical: float = 1.0
+    group: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Pipeline (each step is its own module)::
 
     parse_statement -> bind_parameters -> check_clauses -> check_expressions -> resolve_names
-    -> plan_keys -> check_grouped_references -> check_aggregates -> check_row_types
-    -> collect_measures -> build_partial_sql (guard_errors), build_finalize -> explain
+    -> rewrite_filters -> plan_keys -> check_grouped_references -> check_aggregates
+    -> check_row_types -> collect_measures -> build_partial_sql (guard_errors), build_finalize
+    -> explain
 
 Visibility (``visible``) only decides acceptance: the plan, and so its hash, is a function of
 the SQL text, the parameters and the contract alone, so the hub and every silo derive the same
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from fedsql.catalog import Contract
 from fedsql.errors import QueryRejected
+from fedsql.sql.aggregate_calls import rewrite_filters
 from fedsql.sql.check_aggregates import check_aggregates
 from fedsql.sql.check_clauses import check_clauses
 from fedsql.sql.check_expressions import check_expressions
@@ -82,11 +84,12 @@ def _plan(
     check_clauses(select)
     check_expressions(select)
     query = resolve_names(select, contract, visible)
+    rewrite_filters(query)
     keys = plan_keys(query)
     check_grouped_references(query)
     check_aggregates(query)
     check_row_types(query)
-    measures = collect_measures(query)
+    measures = collect_measures(query, keys)
     partial_sql = build_partial_sql(query, keys, measures)
     partial_sql_uncapped = build_partial_sql(query, keys, measures, cap=False)
     finalize_sql, projection_sql, outputs = build_finalize(query, keys, measures)

@@ -4,7 +4,8 @@ This is the planner's internal model between validation and SQL generation. It h
 nodes and never leaves ``fedsql.sql``. In every expression it holds, each ``Column`` node is an
 unqualified reference, by its lower-case name, to a column of ``table`` that the caller may see;
 output aliases and ordinals in GROUP BY, HAVING and ORDER BY are already replaced by the
-expressions they stand for.
+expressions they stand for. ``group_by`` holds the group key expressions (a plain column or an
+expression over columns, e.g. ``age // 10``), deduplicated, in GROUP BY order.
 
 For one contract table ``table`` is that table. When the query joins tables on the privacy
 unit, or reads CTEs, subqueries or semi-joins, ``table`` is the *joined rows* as one virtual
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from fedsql.catalog import Column, Table
+from fedsql.catalog import Table
 from fedsql.sql.allowlist import AGGREGATES
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class Query:
     table: Table
     outputs: list[Output]
     where: exp.Expr | None = None
-    group_by: list[Column] = field(default_factory=list)
+    group_by: list[exp.Expr] = field(default_factory=list)
     having: exp.Expr | None = None
     order: list[exp.Ordered] = field(default_factory=list)
     limit: int | None = None

@@ -43,8 +43,7 @@ def resolve_names(
     Raises:
         UnknownObject: An unknown, unshared or qualified table; an unknown or unshared column;
             a qualifier that is neither the table nor its alias.
-        QueryRejected: An alias used in WHERE, an ambiguous alias, an ordinal out of range, a
-            GROUP BY item that is not a column.
+        QueryRejected: An alias used in WHERE, an ambiguous alias, an ordinal out of range.
     """
     return _Resolver(select, contract, visible).resolve()
 
@@ -164,10 +163,10 @@ class _Resolver:
         group = select.args.get("group")
         if group is not None:
             for item in group.expressions:
-                column = self._group_key(item)
-                if column not in query.group_by:
-                    query.group_by.append(column)
-        keys = {c.name for c in query.group_by}
+                key = self._group_key(item)
+                if all(key != other for other in query.group_by):
+                    query.group_by.append(key)
+        keys = {str(k.name) for k in query.group_by if isinstance(k, exp.Column)}
         having = select.args.get("having")
         if having is not None:
             query.having = self._post_aggregation(having.this, "HAVING", keys)
@@ -187,24 +186,25 @@ class _Resolver:
         self.source.check_ctes_used()
         if not self.source.plain:
             check_unit_outputs(self.scope, _post_aggregation_columns(query))
-            check_sources(self.scope, [c.name for c in query.group_by], _summed(query))
+            read_by_keys = [
+                str(column.name) for key in query.group_by for column in key.find_all(exp.Column)
+            ]
+            check_sources(self.scope, read_by_keys, _summed(query))
         return query
 
-    def _group_key(self, item: exp.Expr) -> Column:
+    def _group_key(self, item: exp.Expr) -> exp.Expr:
+        """A GROUP BY item as a resolved expression: a column, an alias's or an ordinal's
+        expression, or an expression over columns (its domain is checked by ``group_keys``)."""
         target = self._ordinal(item, "GROUP BY")
         if target is None and isinstance(item, exp.Column):
             name = str(item.name).lower()
             if self._is_alias(item) and not self._is_table_column(name):
                 target = self._alias_target(item, "GROUP BY")
             else:
-                return self._column(item)
-        if isinstance(target, exp.Column):
-            return self._column(target)
-        shown = (target if target is not None else item).sql("duckdb", comments=False)
-        raise QueryRejected(
-            f"GROUP BY {shown} is not supported: group keys must be columns that have a "
-            "domain in the contract (expressions over keys are coming later)"
-        )
+                return self._canonical(item)
+        if target is not None:
+            return target
+        return self._columns_only(item.unnest(), "GROUP BY")
 
     def _post_aggregation(self, expression: exp.Expr, clause: str, keys: set[str]) -> exp.Expr:
         """Resolve a HAVING / ORDER BY expression: aliases, then columns (inside aggregates:

@@ -83,7 +83,100 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("select Sex, count(*) from PATIENTS group by SEX", None, None),
     ('SELECT "sex", COUNT(*) FROM "patients" GROUP BY "sex"', None, None),
     ("SELECT COUNT(*) FROM labs WHERE taken_at >= DATE '2024-06-01' AND test = 'LDL'", None, None),
-    # joins on the privacy unit, semi-joins, CTEs and row-level subqueries inside each clinic
+    # derived group keys: domains computed from the contract
+    ("SELECT age // 10 AS decade, COUNT(*) FROM patients GROUP BY decade", None, None),
+    (
+        "SELECT CASE WHEN age < 40 THEN 'young' WHEN age < 65 THEN 'middle' ELSE 'senior' END "
+        "AS band, sex, COUNT(*), AVG(bmi) FROM patients GROUP BY band, sex",
+        None,
+        None,
+    ),
+    ("SELECT age >= 65 AS senior, COUNT(*) FROM patients GROUP BY 1", None, None),
+    (
+        "SELECT year(visit_date) AS y, COUNT(*), COUNT(DISTINCT patient_id) FROM visits GROUP BY y",
+        None,
+        None,
+    ),
+    ("SELECT year(taken_at), month(taken_at), COUNT(*) FROM labs GROUP BY 1, 2", None, None),
+    (
+        "SELECT date_trunc('month', visit_date) AS m, COUNT(*) FROM visits "
+        "WHERE visit_date >= DATE '2024-01-01' GROUP BY m",
+        None,
+        None,
+    ),
+    ("SELECT least(age, 80) // 20 AS band, COUNT(*) FROM patients GROUP BY band", None, None),
+    (
+        "SELECT sex || '/' || CAST(diabetic AS VARCHAR) AS g, COUNT(*) FROM patients GROUP BY g",
+        None,
+        None,
+    ),
+    (
+        "SELECT (age // 10) * 10 AS lo, COUNT(*) FROM patients GROUP BY age // 10 ORDER BY lo",
+        None,
+        None,
+    ),
+    # FILTER, CASE and bounded expressions inside aggregates; ratios of merged sums
+    (
+        "SELECT sex, SUM(CASE WHEN diabetic THEN 1 ELSE 0 END) / COUNT(*) AS prevalence "
+        "FROM patients GROUP BY sex",
+        None,
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FILTER (WHERE diabetic) AS cases, COUNT(*) AS population FROM patients",
+        None,
+        None,
+    ),
+    (
+        "SELECT test, AVG(value) FILTER (WHERE value > 50), "
+        "COUNT(*) FILTER (WHERE taken_at >= DATE '2024-01-01') FROM labs GROUP BY test",
+        None,
+        None,
+    ),
+    (
+        "SELECT 100.0 * COUNT(*) FILTER (WHERE diabetic) / COUNT(*) AS pct FROM patients "
+        "WHERE age >= 50",
+        None,
+        None,
+    ),
+    (
+        "SELECT SUM(cost / 100) AS hundreds FROM visits",
+        None,
+        "SELECT SUM(LEAST(GREATEST(cost / 100, 0), 50)) FROM visits",
+    ),
+    ("SELECT AVG(bmi - 25) AS excess, SUM(age >= 65) AS seniors FROM patients", None, None),
+    # distinct patients
+    (
+        "SELECT COUNT(DISTINCT patient_id) FROM labs WHERE test = 'HbA1c' AND value >= 6.5",
+        None,
+        None,
+    ),
+    ("SELECT test, COUNT(DISTINCT patient_id), COUNT(*) FROM labs GROUP BY test", None, None),
+    (
+        "SELECT COUNT(DISTINCT patient_id) FILTER (WHERE cost > 1000) FROM visits",
+        None,
+        None,
+    ),
+    (
+        "SELECT COUNT(*) / COUNT(DISTINCT patient_id) AS visits_per_patient FROM visits "
+        "WHERE year(visit_date) = 2023",
+        None,
+        None,
+    ),
+    # variances and standard deviations from sums of squares
+    ("SELECT sex, VAR_SAMP(bmi), STDDEV_SAMP(age) FROM patients GROUP BY sex", None, None),
+    (
+        "SELECT diabetic, VAR_POP(age), STDDEV_POP(bmi), STDDEV(bmi) FROM patients "
+        "GROUP BY diabetic",
+        None,
+        None,
+    ),
+    ("SELECT test, STDDEV(value), VARIANCE(value) FROM labs GROUP BY test", None, None),
+    (
+        "SELECT VAR_SAMP(cost) FROM visits",
+        None,
+        f"SELECT VAR_SAMP({CLAMPED_COST}) FROM visits",
+    ),
     (
         "SELECT AVG(l.value) AS mean_hba1c, COUNT(*) AS n FROM labs l JOIN patients p "
         "ON l.patient_id = p.patient_id WHERE p.diabetic AND l.test = 'HbA1c'",
@@ -149,6 +242,17 @@ CASES: list[tuple[str, Any, str | None]] = [
     ),
 ]
 
+#: (sql, the histogram bin width of each quantile column after the keys)
+QUANTILE_CASES: list[tuple[str, list[float]]] = [
+    ("SELECT MEDIAN(age) FROM patients", [110 / 32]),
+    (
+        "SELECT sex, QUANTILE_CONT(bmi, 0.9), QUANTILE_CONT(bmi, 0.1) FROM patients GROUP BY sex",
+        [60 / 32, 60 / 32],
+    ),
+    ("SELECT test, MEDIAN(value) FROM labs GROUP BY test", [250 / 32]),
+    ("SELECT diabetic, MEDIAN(age) FILTER (WHERE bmi > 30) FROM patients GROUP BY 1", [110 / 32]),
+]
+
 
 def _close(a: Any, b: Any) -> bool:
     if isinstance(b, decimal.Decimal):
@@ -190,6 +294,20 @@ def test_noise_off_answer_equals_pooled_duckdb(
     for g, w in zip(got, want, strict=True):
         assert len(g) == len(w)
         assert all(_close(a, b) for a, b in zip(g, w, strict=True)), (g, w)
+
+
+@pytest.mark.parametrize(("sql", "widths"), QUANTILE_CASES, ids=[c[0][:60] for c in QUANTILE_CASES])
+def test_noise_off_quantiles_are_within_one_histogram_bin(
+    oracle_cursor: fedsql.Cursor, pooled: duckdb.DuckDBPyConnection, sql: str, widths: list[float]
+) -> None:
+    got = sorted(federated_rows(oracle_cursor, sql, None), key=_sort_key)
+    want = sorted(pooled.execute(sql).fetchall(), key=_sort_key)
+    assert len(got) == len(want)
+    keys = len(want[0]) - len(widths)
+    for g, w in zip(got, want, strict=True):
+        assert g[:keys] == w[:keys]
+        for value, truth, width in zip(g[keys:], w[keys:], widths, strict=True):
+            assert abs(value - truth) <= width, (sql, value, truth)
 
 
 def test_every_silo_answers_and_is_named(oracle_cursor: fedsql.Cursor) -> None:

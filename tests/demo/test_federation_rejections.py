@@ -43,7 +43,50 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
     ("SELECT COUNT(*) FROM main.patients", errors.UnknownObject, ""),
     ("SELECT COUNT(*) FROM staff_notes", errors.UnknownObject, "staff_notes"),
     ("SELECT bmi, COUNT(*) FROM patients GROUP BY bmi", errors.QueryRejected, "domain"),
-    # joins and subqueries that would break the bound on one patient's contribution
+    # aggregates: what cannot be bounded, or would describe one patient
+    ("SELECT MAX(bmi) FROM patients", errors.QueryRejected, "QUANTILE_CONT(col, 0.95)"),
+    ("SELECT MODE(age) FROM patients", errors.QueryRejected, "aggregate MODE is not supported"),
+    ("SELECT QUANTILE_DISC(age, 0.5) FROM patients", errors.QueryRejected, "discrete quantile"),
+    ("SELECT QUANTILE_CONT(age, 2) FROM patients", errors.QueryRejected, "outside [0, 1]"),
+    ("SELECT MEDIAN(age) OVER () FROM patients", errors.QueryRejected, "window functions"),
+    (
+        "SELECT COUNT(DISTINCT sex) FROM patients",
+        errors.QueryRejected,
+        "only COUNT(DISTINCT patient_id)",
+    ),
+    ("SELECT SUM(DISTINCT age) FROM patients", errors.QueryRejected, "SUM(DISTINCT ...)"),
+    (
+        "SELECT COUNT(DISTINCT patient_id) FILTER (WHERE patient_id > 10) FROM patients",
+        errors.QueryRejected,
+        "cannot read patient_id",
+    ),
+    ("SELECT SUM(patient_id % 2) FROM patients", errors.QueryRejected, "privacy unit"),
+    (
+        "SELECT COUNT(*) FILTER (WHERE COUNT(*) > 1) FROM patients",
+        errors.QueryRejected,
+        "inside FILTER",
+    ),
+    ("SELECT AVG(age / bmi) FROM patients", errors.QueryRejected, "divides by a row value"),
+    ("SELECT SUM(length(sex)) FROM patients", errors.QueryRejected, "cannot be bounded"),
+    ("SELECT STDDEV(sex) FROM patients", errors.QueryRejected, "needs a numeric value"),
+    # derived group keys: every column read needs a domain; the key space stays bounded
+    (
+        "SELECT bmi // 5 AS b, COUNT(*) FROM patients GROUP BY b",
+        errors.QueryRejected,
+        "patients.bmi (read by bmi // 5)",
+    ),
+    ("SELECT COUNT(*) FROM visits GROUP BY cost > 100", errors.QueryRejected, "visits.cost"),
+    (
+        "SELECT COUNT(*) FROM patients GROUP BY patient_id % 10",
+        errors.QueryRejected,
+        "privacy unit",
+    ),
+    (
+        "SELECT COUNT(*) FROM visits GROUP BY visit_date, visit_date + 1",
+        errors.QueryRejected,
+        "cells",
+    ),
+    ("SELECT COUNT(*) FROM patients GROUP BY 1", errors.QueryRejected, "groups on an aggregate"),
     (
         "SELECT COUNT(*) FROM visits v JOIN labs l ON v.visit_date = l.taken_at",
         errors.QueryRejected,
@@ -104,6 +147,11 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
 
 def _executed(fed: DemoFederation) -> int:
     return sum(agent.stats.executed for agent in fed.silos.values())
+
+
+def test_the_rejection_table_covers_at_least_forty_queries() -> None:
+    assert len(REJECTED) >= 40
+    assert len({sql for sql, _, _ in REJECTED}) == len(REJECTED)
 
 
 @pytest.mark.parametrize(("sql", "error", "fragment"), REJECTED, ids=[r[0][:50] for r in REJECTED])

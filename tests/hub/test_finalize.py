@@ -8,7 +8,13 @@ import pytest
 from fedsql.catalog import Contract
 from fedsql.config import load_contract
 from fedsql.demo.generator import demo_files
-from fedsql.hub.finalize import SUPPRESSED, finalize, finalize_engine, partials_table
+from fedsql.hub.finalize import (
+    SUPPRESSED,
+    finalize,
+    finalize_engine,
+    partials_table,
+    reference_sigmas,
+)
 from fedsql.sql import plan_query
 
 VISIBLE = {"patients": ("patient_id", "age", "sex", "bmi", "diabetic")}
@@ -71,3 +77,31 @@ def test_delta_method_interval_of_an_average(contract: Contract) -> None:
     fin = finalize(finalize_engine(), plan, values, sigmas, min_group_size=10)
     expected = np.sqrt((100.0 / 1000) ** 2 + (40.0 * 5.0 / 1000) ** 2)
     assert fin.stats.column("a__sigma")[0].as_py() == pytest.approx(expected, rel=1e-3)
+
+
+def test_reference_margins_use_a_typical_cell(contract: Contract) -> None:
+    plan = plan_query(
+        "SELECT sex, COUNT(*) AS n, AVG(age) AS a, STDDEV(age) AS s FROM patients GROUP BY sex",
+        None,
+        contract,
+        VISIBLE,
+    )
+    sigmas = [10.0] * len(plan.measures)
+    margins = reference_sigmas(finalize_engine(), plan, sigmas, rows=1000)
+    assert set(margins) == {"n", "a", "s"}
+    assert margins["n"] == pytest.approx(10.0)
+    # AVG at 1000 rows of typical age 55: sqrt(10^2 + 55^2 * 10^2) / 1000
+    assert margins["a"] == pytest.approx(np.hypot(10.0, 55.0 * 10.0) / 1000, rel=1e-3)
+    assert 0 < margins["s"] < 10.0
+
+
+def test_quantile_and_variance_outputs_get_finite_intervals(contract: Contract) -> None:
+    plan = plan_query(
+        "SELECT MEDIAN(bmi) AS m, VAR_SAMP(bmi) AS v FROM patients", None, contract, VISIBLE
+    )
+    values = np.array([1000.0 * m.typical for m in plan.measures])
+    sigmas = [5.0] * len(plan.measures)
+    fin = finalize(finalize_engine(), plan, values, sigmas, min_group_size=10)
+    stats = fin.stats.to_pylist()[0]
+    assert 0 < stats["m__sigma"] < 5.0 and stats["v__sigma"] > 0
+    assert stats["m__lo"] < fin.result.to_pylist()[0]["m"] < stats["m__hi"]

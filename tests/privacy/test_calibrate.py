@@ -273,3 +273,40 @@ def test_bad_m_min_is_refused(m_min: int) -> None:
 def test_bad_delta_is_refused(delta: float) -> None:
     with pytest.raises(DataError):
         plan_noise(1.0, delta, [COUNT], 3)
+
+
+def test_rho_is_split_in_proportion_to_the_shares() -> None:
+    a = dataclasses.replace(COUNT, name="a", share=1.0)
+    b = dataclasses.replace(SUM, name="b", share=3.0)
+    plan = plan_noise(1.0, DELTA, [a, b], m_min=2)
+    rho = rho_for_epsilon(1.0, DELTA)
+    assert plan.measure("a").rho == pytest.approx(rho / 4)
+    assert plan.measure("b").rho == pytest.approx(3 * rho / 4)
+    assert _composed_rho(plan) == pytest.approx(rho, rel=1e-9)
+    # equal shares (the default) give the equal split
+    equal = plan_noise(1.0, DELTA, [COUNT, SUM], m_min=2)
+    assert [m.rho for m in equal.measures] == pytest.approx([rho / 2, rho / 2])
+
+
+def test_a_group_is_noised_as_one_vector_at_its_whole_rho() -> None:
+    bins = [
+        dataclasses.replace(COUNT, name=f"b{j}", share=0.25, group="histogram of x")
+        for j in range(8)
+    ]
+    plan = plan_noise(1.0, DELTA, [COUNT, *bins], m_min=2)
+    rho = rho_for_epsilon(1.0, DELTA)
+    # the group's shares add to 2 of 3: each bin is calibrated as a count at rho * 2/3
+    alone = plan_noise(1.0, DELTA, [COUNT, dataclasses.replace(COUNT, name="g", share=2.0)], 2)
+    for j in range(8):
+        assert plan.measure(f"b{j}").sigma_local_encoded == pytest.approx(
+            alone.measure("g").sigma_local_encoded
+        )
+    # the reported rho of the members adds up to the group's, so the query's total is rho
+    assert sum(m.rho for m in plan.measures) == pytest.approx(rho)
+    with pytest.raises(QueryRejected, match="different sensitivities"):
+        plan_noise(1.0, DELTA, [bins[0], dataclasses.replace(SUM, group="histogram of x")], 2)
+
+
+def test_share_must_be_positive() -> None:
+    with pytest.raises(QueryRejected, match="share must be a positive number"):
+        plan_noise(1.0, DELTA, [dataclasses.replace(COUNT, share=0.0)], m_min=1)

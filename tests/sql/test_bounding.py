@@ -42,6 +42,15 @@ QUERIES = [
     "GROUP BY sex",
     "SELECT dept, COUNT(*) FROM visits WHERE minutes <= 240 OR cost * 2147483647 * 4 > 0 "
     "GROUP BY dept",
+    # derived keys, distinct patients, sums of squares, FILTER and bounded expressions
+    "SELECT age // 10, COUNT(DISTINCT patient_id), VAR_SAMP(bmi), STDDEV_POP(age) FROM patients "
+    "GROUP BY age // 10",
+    "SELECT dept, COUNT(DISTINCT patient_id), SUM(CASE WHEN urgent THEN cost ELSE 0 END), "
+    "SUM(cost) FILTER (WHERE minutes > 10) FROM visits GROUP BY dept",
+    "SELECT year(visit_date), VAR_POP(minutes), SUM(cost / 100), AVG(minutes * 2 - 1) "
+    "FROM visits GROUP BY 1",
+    "SELECT CASE WHEN test = 'ldl' THEN 'lipid' ELSE 'other' END, STDDEV(delta), "
+    "SUM(score * delta) FROM labs GROUP BY 1",
 ]
 
 
@@ -139,6 +148,7 @@ def _without_clamping(sql: str) -> str:
     [
         "SELECT dept, SUM(cost) FROM visits GROUP BY dept",
         "SELECT test, SUM(delta), AVG(score) FROM labs GROUP BY test",
+        "SELECT test, VAR_SAMP(delta) FROM labs GROUP BY test",
     ],
 )
 def test_removing_a_bound_breaks_the_sensitivity(

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from fedsql.sql import FederatedPlan, plan_query
+from fedsql.sql.allowlist import AGGREGATES
 
 from .testbed import CONTRACT, VISIBLE
 
@@ -127,6 +130,27 @@ def test_every_aggregate_kind_has_a_golden_case() -> None:
         "expr",
     }
     assert any(case.params for case in CASES)
+
+
+def test_every_allowed_aggregate_and_key_form_has_a_golden_case() -> None:
+    nodes = [node for case in CASES for node in sqlglot.parse_one(case.sql, read="duckdb").walk()]
+    used = {type(node) for node in nodes}
+    assert set(AGGREGATES) <= used, set(AGGREGATES) - used
+    assert exp.Filter in used
+    assert any(isinstance(n, exp.Count) and isinstance(n.this, exp.Distinct) for n in nodes)
+    key_sources = {key.source for case in CASES for key in case.plan().keys}
+    for form in ("CASE WHEN", " // ", "LEAST(", "YEAR(", "MONTH(", "DATE_TRUNC(", ">=", "||"):
+        assert any(form in source for source in key_sources), form
+    grouped = [
+        sqlglot.parse_one(case.sql, read="duckdb").args["group"].expressions
+        for case in CASES
+        if "GROUP BY" in case.sql
+    ]
+    forms = {type(item) for items in grouped for item in items}
+    assert exp.Literal in forms  # GROUP BY ordinal
+    assert any(  # GROUP BY an output alias of an expression
+        case.plan().keys and "AS band" in case.sql and "GROUP BY band" in case.sql for case in CASES
+    )
 
 
 def test_golden_file_round_trips() -> None:

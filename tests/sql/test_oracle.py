@@ -156,6 +156,63 @@ QUERIES: list[tuple[str, Params]] = [
         "AND date_diff('day', DATE '2024-01-01', visit_date) >= ? GROUP BY urgent",
         [5],
     ),
+    # derived group keys: domains computed from the contract
+    ("SELECT age // 10 AS decade, COUNT(*) FROM patients GROUP BY decade ORDER BY decade", None),
+    (
+        "SELECT CASE WHEN age < 18 THEN 'child' WHEN age < 65 THEN 'adult' ELSE 'senior' END "
+        "AS band, COUNT(*), AVG(bmi) FROM patients GROUP BY 1",
+        None,
+    ),
+    ("SELECT age >= 65, COUNT(*) FROM patients GROUP BY age >= 65", None),
+    ("SELECT year(visit_date), month(visit_date), COUNT(*) FROM visits GROUP BY 1, 2", None),
+    ("SELECT date_trunc('week', visit_date) AS w, COUNT(*) FROM visits GROUP BY w", None),
+    ("SELECT least(age, 90) // 30, sex, COUNT(*) FROM patients GROUP BY 1, 2", None),
+    ("SELECT greatest(age, 20) // 25 AS g, SUM(bmi) FROM patients GROUP BY g", None),
+    ("SELECT sex || '-' || region AS g, COUNT(*) FROM patients GROUP BY g", None),
+    (
+        "SELECT (age // 10) * 10 AS lo, COUNT(*) FROM patients GROUP BY age // 10 "
+        "HAVING age // 10 > 2 ORDER BY lo",
+        None,
+    ),
+    ("SELECT test, year >= 2022 AS recent, COUNT(*) FROM labs GROUP BY test, recent", None),
+    # FILTER, CASE and expressions inside aggregates; ratios of merged sums
+    (
+        "SELECT COUNT(*) FILTER (WHERE age > 65), SUM(bmi) FILTER (WHERE smoker), "
+        "AVG(age) FILTER (WHERE sex = 'F') FROM patients",
+        None,
+    ),
+    (
+        "SELECT sex, SUM(CASE WHEN smoker THEN 1 ELSE 0 END) / COUNT(*) AS prevalence "
+        "FROM patients GROUP BY sex",
+        None,
+    ),
+    ("SELECT SUM(cost / 100), AVG(minutes * 2 - 1), SUM(urgent::INT) FROM visits", None),
+    ("SELECT SUM(age > 65), AVG(coalesce(bmi, 0)), SUM(abs(age - 50)) FROM patients", None),
+    (
+        "SELECT dept, 100.0 * COUNT(*) FILTER (WHERE urgent) / COUNT(*) AS pct_urgent "
+        "FROM visits GROUP BY dept ORDER BY pct_urgent DESC",
+        None,
+    ),
+    # distinct patients
+    (
+        "SELECT COUNT(DISTINCT patient_id), COUNT(DISTINCT patient_id) FILTER "
+        "(WHERE dept = 'er'), COUNT(*) FROM visits",
+        None,
+    ),
+    ("SELECT dept, COUNT(DISTINCT patient_id) FROM visits GROUP BY dept", None),
+    (
+        "SELECT COUNT(*) / COUNT(DISTINCT patient_id) AS visits_per_patient FROM visits "
+        "WHERE urgent",
+        None,
+    ),
+    # variances and standard deviations from sums of squares
+    (
+        "SELECT sex, VAR_SAMP(bmi), VAR_POP(bmi), STDDEV(age), STDDEV_POP(age) FROM patients "
+        "GROUP BY sex",
+        None,
+    ),
+    ("SELECT test, VARIANCE(delta), STDDEV_SAMP(score) FROM labs GROUP BY test", None),
+    ("SELECT STDDEV_SAMP(minutes) FILTER (WHERE urgent), VAR_POP(cost) FROM visits", None),
 ]
 
 

@@ -6,6 +6,7 @@ Key spaces come from contract domains; measures carry their bounding and sensiti
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 import sqlglot
@@ -53,7 +54,8 @@ def test_sensitivities_follow_row_cap_and_bounds() -> None:
     plan = _plan("SELECT test, SUM(delta), AVG(score), COUNT(year) FROM labs GROUP BY test")
     k = 6
     assert plan.row_cap == k
-    assert plan.measures == (
+    # the budget split (share, typical) is tested in test_budget_split
+    assert tuple(replace(m, share=1.0, typical=1.0) for m in plan.measures) == (
         Measure("m0", "count", "COUNT(*)", float(k), 1.0, True, hidden=True),
         # bounds [-50, 20]: B = max(|lo|, |hi|) = 50
         Measure("m1", "sum", "SUM(delta)", k * 50.0, 50.0, False),

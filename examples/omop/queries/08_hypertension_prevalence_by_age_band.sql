@@ -1,4 +1,9 @@
 -- Question: how does the prevalence of essential hypertension (320128) rise with age?
+WITH htn AS (
+    SELECT DISTINCT person_id, condition_concept_id
+    FROM condition_occurrence
+    WHERE condition_concept_id = 320128
+)
 SELECT
     CASE
         WHEN 2024 - p.year_of_birth < 40 THEN '18-39'
@@ -6,13 +11,8 @@ SELECT
         ELSE '65+'
     END AS age_band,
     COUNT(*) AS persons,
-    COUNT(*) FILTER (
-        WHERE EXISTS (
-            SELECT 1
-            FROM condition_occurrence AS co
-            WHERE co.person_id = p.person_id AND co.condition_concept_id = 320128
-        )
-    ) AS with_hypertension
+    COUNT(htn.condition_concept_id) AS with_hypertension
 FROM person AS p
+LEFT JOIN htn ON htn.person_id = p.person_id
 GROUP BY age_band
 ORDER BY age_band
