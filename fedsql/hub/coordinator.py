@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
+
 from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract
 from fedsql.errors import (
@@ -18,6 +20,7 @@ from fedsql.errors import (
     QuorumNotMet,
 )
 from fedsql.hub.finalize import finalize_engine
+from fedsql.hub.model_run import run_model
 from fedsql.hub.planning import (
     Prepared,
     choose_epsilon,
@@ -448,7 +451,46 @@ class Hub:
         *,
         watch: Callable[[QueryRun], None] | None = None,
     ) -> ExecuteReply:
-        started = time.monotonic()
+        if prepared.plan.model is not None:
+            reply, qid = run_model(self, req, prepared, watch=watch)
+        else:
+            started = time.monotonic()
+            run, survivors, values = self.aggregate(req, prepared, watch=watch)
+            reply = build_reply(
+                self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
+            )
+            qid = run.qid
+        self._audit_record(
+            req,
+            "release",
+            qid=qid.hex(),
+            plan_hash=prepared.plan.plan_hash,
+            epsilon_micro=epsilon_to_micro(reply.epsilon_spent),
+            release_digest=release_digest(reply.result_ipc),
+        )
+        return reply
+
+    def aggregate(
+        self,
+        req: ExecuteRequest,
+        prepared: Prepared,
+        *,
+        watch: Callable[[QueryRun], None] | None = None,
+    ) -> tuple[QueryRun, tuple[str, ...], np.ndarray]:
+        """Run one secure aggregation of a prepared query over its cohort.
+
+        Args:
+            req: The request (SQL, parameters, analyst).
+            prepared: Its plan, noise and encoding.
+            watch: Called with the query's run as soon as it exists.
+
+        Returns:
+            The run (each silo's outcome), the survivors and the decoded noisy totals.
+
+        Raises:
+            QuorumNotMet: Too few silos uploaded or answered.
+            BudgetExhausted: Too few silos had budget left.
+        """
         desc = self._descriptor(req, prepared)
         run = QueryRun(desc.qid, desc.cohort)
         with self._runs_lock:
@@ -494,18 +536,7 @@ class Hub:
         finally:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
-        reply = build_reply(
-            self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
-        )
-        self._audit_record(
-            req,
-            "release",
-            qid=desc.qid.hex(),
-            plan_hash=prepared.plan.plan_hash,
-            epsilon_micro=epsilon_to_micro(prepared.epsilon),
-            release_digest=release_digest(reply.result_ipc),
-        )
-        return reply
+        return run, survivors, values
 
     def _abort(
         self, session: CoordinatorSession, channels: dict[str, SiloChannel], reason: str

@@ -20,7 +20,8 @@ from fedsql.transport.messages import ExecuteReply, ExecuteRequest, SiloStatus
 log = logging.getLogger(__name__)
 
 
-def _ipc(table: pa.Table) -> bytes:
+def arrow_ipc(table: pa.Table) -> bytes:
+    """An Arrow table as IPC stream bytes."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -44,6 +45,23 @@ def quorum_error(contract: Contract, run: QueryRun) -> Error:
     return QuorumNotMet(msg)
 
 
+def silo_statuses(run: QueryRun, survivors: tuple[str, ...]) -> tuple[SiloStatus, ...]:
+    """Each cohort member's final status: answered (a survivor), refused or dropped."""
+    statuses = []
+    for silo_id in run.cohort:
+        out = run.outcomes[silo_id]
+        status = "answered" if silo_id in survivors else out.status
+        statuses.append(
+            SiloStatus(
+                silo_id=silo_id,
+                status=status,
+                reason=out.reason if status != "answered" else "",
+                budget_remaining=out.budget_remaining,
+            )
+        )
+    return tuple(statuses)
+
+
 def build_reply(
     contract: Contract,
     engine: duckdb.DuckDBPyConnection,
@@ -61,18 +79,7 @@ def build_reply(
     by_id = {s.silo_id: s for s in prepared.silos}
     min_group = max(by_id[s].hello.min_group_size for s in survivors)
     fin = finalize(engine, plan, values, sigmas, min_group)
-    statuses = []
-    for silo_id in run.cohort:
-        out = run.outcomes[silo_id]
-        status = "answered" if silo_id in survivors else out.status
-        statuses.append(
-            SiloStatus(
-                silo_id=silo_id,
-                status=status,
-                reason=out.reason if status != "answered" else "",
-                budget_remaining=out.budget_remaining,
-            )
-        )
+    statuses = silo_statuses(run, survivors)
     report = {
         "epsilon": prepared.epsilon,
         "delta": contract.delta,
@@ -96,10 +103,10 @@ def build_reply(
         plan.cells,
     )
     return ExecuteReply(
-        result_ipc=_ipc(fin.result),
-        stats_ipc=_ipc(fin.stats),
+        result_ipc=arrow_ipc(fin.result),
+        stats_ipc=arrow_ipc(fin.stats),
         report_json=json.dumps(report, sort_keys=True),
         explain=(),
         epsilon_spent=prepared.epsilon,
-        silos=tuple(statuses),
+        silos=statuses,
     )

@@ -1,0 +1,199 @@
+"""Model queries at the hub: one secure sum (linear) or Newton rounds (logistic), then the reply.
+
+A logistic model's epsilon is split equally across ``max_iter`` rounds before the first one runs:
+each round is an ordinary query of the federation whose SQL is the analyst's with the round's
+coefficients added (``at => [...]``) and whose epsilon is the total's share (rounded down to a
+micro-epsilon), so every silo re-plans, bounds, charges and noises every round itself. Rounds
+that convergence makes unnecessary are not run and not charged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from fedsql.errors import QueryRejected
+from fedsql.hub.finalize import partials_table
+from fedsql.hub.planning import Prepared
+from fedsql.hub.query_run import QueryRun
+from fedsql.hub.reply import arrow_ipc, silo_statuses
+from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.sql.plan import FederatedPlan, ModelSpec
+from fedsql.sql.regression import round_sql
+from fedsql.train import RoundTotals, fit_linear, fit_logistic, model_table
+from fedsql.train.fit import CellFit
+from fedsql.transport.messages import ExecuteReply, ExecuteRequest
+
+if TYPE_CHECKING:
+    from fedsql.hub.coordinator import Hub
+
+log = logging.getLogger(__name__)
+
+#: Column of the statistics table that flags suppressed groups.
+SUPPRESSED = "__suppressed"
+
+
+@dataclasses.dataclass
+class _Round:
+    """The latest round's run, survivors, totals and per-measure noise."""
+
+    prepared: Prepared
+    run: QueryRun
+    survivors: tuple[str, ...]
+    values: np.ndarray
+    sigmas: tuple[float, ...]
+    usable: tuple[bool, ...]
+    seconds: float
+
+
+def round_epsilon(total: str, rounds: int) -> str:
+    """Each round's epsilon: the total split equally, rounded down to a micro-epsilon.
+
+    Raises:
+        QueryRejected: The share would be zero.
+
+    >>> round_epsilon("1", 10)
+    '0.1'
+    """
+    micro = epsilon_to_micro(total) // rounds
+    if micro < 1:
+        raise QueryRejected(
+            f"epsilon {total} split over {rounds} rounds leaves nothing per round; ask for more "
+            "epsilon or fewer rounds (max_iter)"
+        )
+    return micro_to_epsilon(micro)
+
+
+def run_model(
+    hub: Hub,
+    req: ExecuteRequest,
+    prepared: Prepared,
+    *,
+    watch: Callable[[QueryRun], None] | None = None,
+) -> tuple[ExecuteReply, bytes]:
+    """Fit the model of a prepared model query and build the analyst's reply.
+
+    Args:
+        hub: The hub (it prepares and aggregates every round).
+        req: The analyst's request.
+        prepared: The prepared query (its plan has a ``model``).
+        watch: Called with the first round's run as soon as it exists.
+
+    Returns:
+        The reply and the id of the last round's query.
+    """
+    started = time.monotonic()
+    plan = prepared.plan
+    spec = plan.model
+    assert spec is not None
+    rounds: list[_Round] = []
+
+    def aggregate(request: ExecuteRequest, ready: Prepared) -> _Round:
+        begun = time.monotonic()
+        run, survivors, values = hub.aggregate(
+            request, ready, watch=watch if not rounds else None
+        )
+        noise = ready.noise
+        k = len(survivors)
+        sigmas = tuple(
+            0.0 if noise is None else noise.sigma_released(m.name, k) for m in ready.plan.measures
+        )
+        min_group = max(s.hello.min_group_size for s in ready.silos if s.silo_id in survivors)
+        matrix = values.reshape(ready.plan.cells, len(ready.plan.measures))
+        usable = tuple(bool(c >= max(min_group, 1)) for c in matrix[:, 0])
+        done = _Round(ready, run, survivors, matrix, sigmas, usable, time.monotonic() - begun)
+        rounds.append(done)
+        return done
+
+    fits: Sequence[CellFit | None]
+    if spec.kind == "linear":
+        first = aggregate(req, prepared)
+        fits = fit_linear(spec, first.values, first.sigmas, first.usable)
+        epsilon = prepared.epsilon
+    else:
+        per_round = round_epsilon(prepared.epsilon, spec.max_iter)
+
+        def evaluate(at: Sequence[float]) -> RoundTotals:
+            request = dataclasses.replace(req, sql=round_sql(req.sql, at), epsilon=per_round)
+            done = aggregate(request, hub.prepare(request))
+            return RoundTotals(done.values, done.sigmas, done.usable)
+
+        fits, count = fit_logistic(spec, plan.cells, evaluate)
+        epsilon = micro_to_epsilon(epsilon_to_micro(per_round) * count)
+    last = rounds[-1]
+    result = model_table(
+        spec,
+        [o.name for o in plan.outputs],
+        _key_columns(plan, last.values),
+        fits,
+        float(epsilon),
+    )
+    stats = pa.table({SUPPRESSED: pa.array([not u for u in last.usable])})
+    report = _report(hub, prepared, spec, rounds, epsilon, started)
+    log.info(
+        "model done: analyst=%s plan=%s rounds=%d epsilon=%s",
+        req.analyst,
+        plan.plan_hash[:12],
+        len(rounds),
+        epsilon,
+    )
+    reply = ExecuteReply(
+        result_ipc=arrow_ipc(result),
+        stats_ipc=arrow_ipc(stats),
+        report_json=json.dumps(report, sort_keys=True),
+        explain=(),
+        epsilon_spent=epsilon,
+        silos=silo_statuses(last.run, last.survivors),
+    )
+    return reply, last.run.qid
+
+
+def _key_columns(plan: FederatedPlan, values: np.ndarray) -> dict[str, pa.Array]:
+    """Each key's value in every cell (``k0`` -> array of ``plan.cells`` values)."""
+    table = partials_table(plan, values.ravel(), np.zeros(plan.cells, dtype=bool))
+    return {key.name: table.column(key.name).combine_chunks() for key in plan.keys}
+
+
+def _report(
+    hub: Hub,
+    prepared: Prepared,
+    spec: ModelSpec,
+    rounds: list[_Round],
+    epsilon: str,
+    started: float,
+) -> dict[str, object]:
+    """The privacy report of a model query, with each round's cost and noise."""
+    last = rounds[-1]
+    noise = last.prepared.noise
+    min_group = max(
+        s.hello.min_group_size for s in last.prepared.silos if s.silo_id in last.survivors
+    )
+    return {
+        "epsilon": epsilon,
+        "delta": hub.contract.delta,
+        "rho": None if noise is None else sum(r.prepared.noise.rho for r in rounds if r.prepared.noise),
+        "noise": noise is not None,
+        "min_group_size": min_group,
+        "suppressed_cells": sum(1 for u in last.usable if not u),
+        "cells": prepared.plan.cells,
+        "model": {
+            "kind": spec.kind,
+            "rounds": len(rounds),
+            "max_rounds": spec.max_iter if spec.kind == "logistic" else 1,
+            "epsilon_per_round": last.prepared.epsilon,
+            "round_seconds": [round(r.seconds, 6) for r in rounds],
+            "vector_length": prepared.plan.dimension,
+        },
+        "measures": [
+            {"name": m.name, "expression": m.expression, "sigma": s, "hidden": False}
+            for m, s in zip(last.prepared.plan.measures, last.sigmas, strict=True)
+        ],
+        "elapsed_s": round(time.monotonic() - started, 6),
+    }
