@@ -1,10 +1,13 @@
 """Model queries at the hub: one secure sum (linear) or Newton rounds (logistic), then the reply.
 
-A logistic model's epsilon is split equally across ``max_iter`` rounds before the first one runs:
-each round is an ordinary query of the federation whose SQL is the analyst's with the round's
-coefficients added (``at => [...]``) and whose epsilon is the total's share (rounded down to a
+A logistic model's epsilon is split across ``max_iter`` rounds before the first one runs: the
+last round gets half of it (its gradient's noise is the noise of the answer), the one before a
+quarter (it brings Newton's method close enough for the last step to be exact to first order),
+and the earlier rounds, which only have to find the neighbourhood, share the last quarter. Each
+round is an ordinary query of the federation whose SQL is the analyst's with the round's
+coefficients added (``at => [...]``) and whose epsilon is its share (rounded down to a
 micro-epsilon), so every silo re-plans, bounds, charges and noises every round itself. Rounds
-that convergence makes unnecessary are not run and not charged.
+that convergence makes unnecessary (noise off) are not run and not charged.
 """
 
 from __future__ import annotations
@@ -53,22 +56,41 @@ class _Round:
     seconds: float
 
 
-def round_epsilon(total: str, rounds: int) -> str:
-    """Each round's epsilon: the total split equally, rounded down to a micro-epsilon.
+def round_epsilons(total: str, rounds: int) -> tuple[str, ...]:
+    """Each round's epsilon: 1/2 for the last, 1/4 for the one before, the rest equally.
+
+    Args:
+        total: The model's epsilon.
+        rounds: The most rounds (``max_iter``).
+
+    Returns:
+        One epsilon per round; they add up to at most ``total``.
 
     Raises:
-        QueryRejected: The share would be zero.
+        QueryRejected: A share would be zero.
 
-    >>> round_epsilon("1", 10)
-    '0.1'
+    >>> round_epsilons("1", 4)
+    ('0.125', '0.125', '0.25', '0.5')
+    >>> round_epsilons("1", 2)
+    ('0.5', '0.5')
+    >>> round_epsilons("1", 1)
+    ('1',)
     """
-    micro = epsilon_to_micro(total) // rounds
-    if micro < 1:
+    micro = epsilon_to_micro(total)
+    tail = [micro // 4, micro // 2]
+    if rounds == 1:
+        tail = [micro]
+    elif rounds == 2:
+        tail = [micro // 2, micro // 2]
+    early = rounds - len(tail)
+    each = (micro - sum(tail)) // early if early else 0
+    shares = [each] * early + tail
+    if min(shares) < 1:
         raise QueryRejected(
             f"epsilon {total} split over {rounds} rounds leaves nothing per round; ask for more "
             "epsilon or fewer rounds (max_iter)"
         )
-    return micro_to_epsilon(micro)
+    return tuple(micro_to_epsilon(m) for m in shares)
 
 
 def run_model(
@@ -118,15 +140,16 @@ def run_model(
         fits = fit_linear(spec, first.values, first.sigmas, first.usable)
         epsilon = prepared.epsilon
     else:
-        per_round = round_epsilon(prepared.epsilon, spec.max_iter)
+        shares = round_epsilons(prepared.epsilon, spec.max_iter)
 
-        def evaluate(at: Sequence[float]) -> RoundTotals:
-            request = dataclasses.replace(req, sql=round_sql(req.sql, at), epsilon=per_round)
+        def evaluate(at: Sequence[float], index: int) -> RoundTotals:
+            share = shares[index]
+            request = dataclasses.replace(req, sql=round_sql(req.sql, at), epsilon=share)
             done = aggregate(request, hub.prepare(request))
             return RoundTotals(done.values, done.sigmas, done.usable)
 
         fits, count = fit_logistic(spec, plan.cells, evaluate)
-        epsilon = micro_to_epsilon(epsilon_to_micro(per_round) * count)
+        epsilon = micro_to_epsilon(sum(epsilon_to_micro(e) for e in shares[:count]))
     last = rounds[-1]
     result = model_table(
         spec,
@@ -187,7 +210,7 @@ def _report(
             "kind": spec.kind,
             "rounds": len(rounds),
             "max_rounds": spec.max_iter if spec.kind == "logistic" else 1,
-            "epsilon_per_round": last.prepared.epsilon,
+            "round_epsilons": [r.prepared.epsilon for r in rounds],
             "round_seconds": [round(r.seconds, 6) for r in rounds],
             "vector_length": prepared.plan.dimension,
         },
