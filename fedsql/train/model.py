@@ -95,7 +95,7 @@ class Model:
         """Predictions for every row: the mean for linear models, P(target) for logistic ones.
 
         >>> m = Model("logistic", "y", 0.0, {"x": 1.0}, {"x": 0.1}, 0.1, 10, {})
-        >>> [round(v, 4) for v in m.predict({"x": [0.0, 2.0]})]
+        >>> [round(float(v), 4) for v in m.predict({"x": [0.0, 2.0]})]
         [0.5, 0.8808]
         """
         eta = self.linear_predictor(data)
