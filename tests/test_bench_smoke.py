@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("query_latency.py", "worst ratio"),
         ("secagg.py", "per silo"),
         ("roundtrip.py", "median"),
+        ("training.py", "rows bytes / bytes per round"),
     ],
 )
 def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:

@@ -1,4 +1,4 @@
-"""Print the fitted models of a model query (LINEAR_ / LOGISTIC_REGRESSION) as coefficient tables."""
+"""Print the fitted models of a model query (LINEAR_REGRESSION, ...) as coefficient tables."""
 
 from __future__ import annotations
 
@@ -57,9 +57,7 @@ def print_models(console: Console, table: pa.Table) -> None:
         for f in table.schema
         if pa.types.is_struct(f.type) and f.type.get_field_index("coefficients") >= 0
     )
-    records = {
-        i: row[column] for i, row in enumerate(table.to_pylist()) if row[column] is not None
-    }
+    records = {i: row[column] for i, row in enumerate(table.to_pylist()) if row[column] is not None}
     models = models_from_table(table, column)
     if not models:
         console.print("no model: every group was suppressed or had too few rows")
@@ -76,11 +74,9 @@ def print_models(console: Console, table: pa.Table) -> None:
             ("noise std error", "right"),
         ):
             out.add_column(name, justify=justify)  # type: ignore[arg-type]
-        noise = dict(record["noise_std_errors"])  # type: ignore[call-overload]
-        rows = [
-            ("intercept", model.intercept, model.intercept_std_error,
-             float(record["intercept_noise_std_error"])),  # type: ignore[arg-type]
-        ]  # fmt: skip
+        noise = dict(record["noise_std_errors"])
+        intercept_noise = float(record["intercept_noise_std_error"])
+        rows = [("intercept", model.intercept, model.intercept_std_error, intercept_noise)]
         rows += [
             (name, value, model.std_errors[name], float(noise[name]))
             for name, value in model.coefficients.items()

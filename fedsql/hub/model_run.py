@@ -119,9 +119,7 @@ def run_model(
 
     def aggregate(request: ExecuteRequest, ready: Prepared) -> _Round:
         begun = time.monotonic()
-        run, survivors, values = hub.aggregate(
-            request, ready, watch=watch if not rounds else None
-        )
+        run, survivors, values = hub.aggregate(request, ready, watch=watch if not rounds else None)
         noise = ready.noise
         k = len(survivors)
         sigmas = tuple(
@@ -201,7 +199,9 @@ def _report(
     return {
         "epsilon": epsilon,
         "delta": hub.contract.delta,
-        "rho": None if noise is None else sum(r.prepared.noise.rho for r in rounds if r.prepared.noise),
+        "rho": None
+        if noise is None
+        else sum(r.prepared.noise.rho for r in rounds if r.prepared.noise),
         "noise": noise is not None,
         "min_group_size": min_group,
         "suppressed_cells": sum(1 for u in last.usable if not u),

@@ -149,9 +149,11 @@ def plan_model(
                 f"{clause.upper()} is not supported with {name}; it returns one model per group"
             )
     arguments = [a for a in call.expressions if not isinstance(a, exp.Kwarg)]
-    options = _options(call, kind, name)
+    options, at = _options(call, kind, name)
     if len(arguments) < 2:
-        raise QueryRejected(f"{name} takes the target then at least one feature: {name}(y, x1, ...)")
+        raise QueryRejected(
+            f"{name} takes the target then at least one feature: {name}(y, x1, ...)"
+        )
     surrogate, positions = _surrogate(select, item_index, arguments, name)
     check_clauses(surrogate)
     check_expressions(surrogate)
@@ -166,8 +168,6 @@ def plan_model(
     cells = 1
     for key in keys:
         cells *= len(key.values)
-    at = options.pop(AT, ())
-    assert isinstance(at, tuple)
     width = len(features) + 1
     if kind == "logistic" and at and len(at) != cells * width:
         raise QueryRejected(
@@ -267,8 +267,10 @@ def _literal_number(node: exp.Expr, what: str) -> float:
     return -value if negative else value
 
 
-def _options(call: exp.Anonymous, kind: ModelKind, name: str) -> dict[str, object]:
-    """The checked named options (defaults filled in) and, if present, ``at``."""
+def _options(
+    call: exp.Anonymous, kind: ModelKind, name: str
+) -> tuple[dict[str, float], tuple[float, ...]]:
+    """The checked named options (defaults filled in) and ``at`` (empty when absent)."""
     named = _named(call)
     positional_after = False
     for arg in call.expressions:
@@ -277,12 +279,13 @@ def _options(call: exp.Anonymous, kind: ModelKind, name: str) -> dict[str, objec
         elif positional_after:
             raise QueryRejected(f"{name}: named options come after the columns")
     allowed = DEFAULTS[kind]
-    options: dict[str, object] = dict(allowed)
+    options: dict[str, float] = dict(allowed)
+    at: tuple[float, ...] = ()
     for key, node in named.items():
         if key == AT and kind == "logistic":
             if not isinstance(node, exp.Array):
                 raise QueryRejected(f"`{AT}` must be a list of numbers")
-            options[AT] = tuple(_literal_number(v, f"each value of `{AT}`") for v in node.expressions)
+            at = tuple(_literal_number(v, f"each value of `{AT}`") for v in node.expressions)
             continue
         if key not in allowed:
             known = ", ".join(f"{k} => ..." for k in allowed) or "none"
@@ -295,7 +298,7 @@ def _options(call: exp.Anonymous, kind: ModelKind, name: str) -> dict[str, objec
         if key == "max_iter" and (not value.is_integer() or not 1 <= value <= MAX_ROUNDS):
             raise QueryRejected(f"option max_iter must be a whole number from 1 to {MAX_ROUNDS}")
         options[key] = value
-    return options
+    return options, at
 
 
 def _surrogate(
@@ -423,7 +426,8 @@ def _explain(
 ) -> tuple[str, ...]:
     lines = [
         f"model: {spec.kind} regression of {spec.target} on {', '.join(spec.features)} "
-        f"over {table.name}" + (f", one model per {', '.join(k.source for k in keys)}" if keys else ""),
+        f"over {table.name}"
+        + (f", one model per {', '.join(k.source for k in keys)}" if keys else ""),
         "features clamped to their contract bounds and rescaled to [-1, 1]: "
         + ", ".join(
             f"z_{f} = (x - {c:g}) / {s:g}"
@@ -438,7 +442,8 @@ def _explain(
     else:
         lines.append("one secure sum of the sufficient statistics (XᵀX, Xᵀy, yᵀy, n)")
     lines += [
-        f"  {m.name} {m.expression}: each row adds at most {m.clip:g}, sensitivity {m.sensitivity:g} "
+        f"  {m.name} {m.expression}: each row adds at most {m.clip:g}, "
+        f"sensitivity {m.sensitivity:g} "
         f"(k={table.max_rows_per_unit} rows per {table.unit})"
         for m in measures
     ]

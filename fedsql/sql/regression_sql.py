@@ -98,13 +98,18 @@ def build_model_sql(
         *(exp.Not(this=exp.Is(this=_quoted(c.name), expression=exp.Null())) for c in columns)
     )
     if query.where is not None:
-        condition = exp.and_(exp.Paren(this=guard_row_errors(quote_columns(query.where))), condition)
-    rows = exp.select(*items).from_(exp.Table(this=exp.to_identifier(table.name, quoted=True))).where(condition)
-    capped = exp.select("*").from_("__rows")
+        condition = exp.and_(
+            exp.Paren(this=guard_row_errors(quote_columns(query.where))), condition
+        )
+    table_node = exp.Table(this=exp.to_identifier(table.name, quoted=True))
+    rows = exp.select(*items, copy=False).from_(table_node, copy=False).where(condition, copy=False)
+    capped = exp.select("*").from_("__rows", copy=False)
     if cap:
         order = f"HASH(__rid, ${SALT_PARAM})"
+        rank = f"ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY {order})"
         capped = capped.qualify(
-            f"ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY {order}) <= {table.max_rows_per_unit}"
+            f"{rank} <= {table.max_rows_per_unit}",
+            copy=False,
         )
     source = "__capped"
     ctes: list[tuple[str, exp.Expr]] = [("__rows", rows), ("__capped", capped)]
@@ -115,11 +120,11 @@ def build_model_sql(
     outputs: list[exp.Expr] = [exp.column(key.name) for key in keys]
     for j, term in enumerate(spec.terms):
         outputs.append(exp.alias_(_term_aggregate(term, z_names), f"m{j}"))
-    partial = exp.select(*outputs).from_(source)
+    partial = exp.select(*outputs, copy=False).from_(source, copy=False)
     if keys:
-        partial = partial.group_by(*(exp.column(key.name) for key in keys))
+        partial = partial.group_by(*(exp.column(key.name) for key in keys), copy=False)
     for name, body in ctes:
-        partial = partial.with_(name, as_=body)
+        partial = partial.with_(name, as_=body, copy=False)
     return partial.sql(DIALECT, pretty=True, comments=False)
 
 
@@ -174,7 +179,7 @@ def _beta_values(keys: tuple[KeySpace, ...], spec: ModelSpec) -> exp.Expr:
             this=exp.to_identifier("__v"), columns=[exp.to_identifier(n) for n in names]
         ),
     )
-    return exp.select(*names).from_(values_node)
+    return exp.select(*names, copy=False).from_(values_node, copy=False)
 
 
 def _scored(keys: tuple[KeySpace, ...], spec: ModelSpec) -> exp.Expr:
@@ -182,7 +187,8 @@ def _scored(keys: tuple[KeySpace, ...], spec: ModelSpec) -> exp.Expr:
     eta: exp.Expr = exp.column("__b0")
     for i in range(len(spec.features)):
         eta = exp.Add(
-            this=eta, expression=exp.Mul(this=exp.column(f"__b{i + 1}"), expression=exp.column(f"z{i + 1}"))
+            this=eta,
+            expression=exp.Mul(this=exp.column(f"__b{i + 1}"), expression=exp.column(f"z{i + 1}")),
         )
     limited = _clamped(eta, ETA_LIMIT)
     prob = exp.Div(
@@ -193,10 +199,10 @@ def _scored(keys: tuple[KeySpace, ...], spec: ModelSpec) -> exp.Expr:
             )
         ),
     )
-    scored = exp.select("*", exp.alias_(prob, "__p")).from_("__capped")
+    scored = exp.select("*", exp.alias_(prob, "__p"), copy=False).from_("__capped", copy=False)
     if keys:
-        return scored.join("__beta", using=[k.name for k in keys])
-    return scored.join("__beta", join_type="cross")
+        return scored.join("__beta", using=[k.name for k in keys], copy=False)
+    return scored.join("__beta", join_type="cross", copy=False)
 
 
 def _term_aggregate(term: tuple[str, int, int], z_names: list[str]) -> exp.Expr:

@@ -109,7 +109,7 @@ def cell_fit(
         coefficients=tuple(float(b) for b in beta[1:]),
         std_errors=tuple(float(s) for s in total),
         noise_std_errors=tuple(float(s) for s in np.sqrt(np.maximum(noise, 0.0))),
-        n=int(round(n)),
+        n=round(n),
         r2=r2,
         iterations=iterations,
         converged=converged,

@@ -50,8 +50,7 @@ def _solve(matrices: FloatArray) -> FloatArray:
     """Scaled coefficients of each matrix (``(..., q, q)`` -> ``(..., q - 1)``)."""
     xtx = matrices[..., :-1, :-1]
     xty = matrices[..., :-1, -1]
-    solved: FloatArray = np.linalg.solve(xtx, xty[..., None])[..., 0]
-    return solved
+    return np.asarray(np.linalg.solve(xtx, xty[..., None])[..., 0], dtype=np.float64)
 
 
 def fit_linear(
@@ -88,7 +87,7 @@ def fit_linear(
         try:
             np.linalg.cholesky(m[:-1, :-1])
             beta = _solve(m)
-            inverse = np.linalg.inv(m[:-1, :-1])
+            inverse = np.asarray(np.linalg.inv(m[:-1, :-1]), dtype=np.float64)
         except np.linalg.LinAlgError:
             fits.append(None)
             continue
@@ -101,11 +100,9 @@ def fit_linear(
             draws = row + rng.standard_normal((NOISE_DRAWS, row.size)) * sig
             try:
                 moved = _solve(cross_matrices(spec, draws))
-                noise = np.cov(moved, rowvar=False)
+                noise = np.asarray(np.cov(moved, rowvar=False), dtype=np.float64)
             except np.linalg.LinAlgError:
                 noise = np.full_like(sampling, np.nan)
         r2 = 1.0 - rss / tss if tss > 0 else None
-        fits.append(
-            cell_fit(spec, beta, sampling, noise, n=n, r2=r2, iterations=1, converged=True)
-        )
+        fits.append(cell_fit(spec, beta, sampling, noise, n=n, r2=r2, iterations=1, converged=True))
     return fits

@@ -8,9 +8,11 @@ the penalty ``l2/2 · Σ b_j²`` falls on the coefficients as stored, never on t
 A cell stops when every step is below ``tol``; the rounds stop when every cell has stopped or
 after ``max_iter``. With noise on, steps never fall below ``tol``, so every round runs (its
 share of epsilon was fixed before the first); a cell is then reported converged when its last
-step was within twice that step's noise standard deviation. The noise in the last round's gradient passes to the
-coefficients as ``(H + Λ)⁻¹ Σ_g (H + Λ)⁻¹`` (delta method; the Hessian's noise only changes how
-fast Newton's method converges, not its fixed point); the sampling covariance is ``(H + Λ)⁻¹``.
+step was within twice that step's noise standard deviation.
+
+The noise in the last round's gradient passes to the coefficients as
+``(H + Λ)⁻¹ Σ_g (H + Λ)⁻¹`` (delta method; the Hessian's noise only changes how fast Newton's
+method converges, not its fixed point); the sampling covariance is ``(H + Λ)⁻¹``.
 
 Noisy early rounds are kept stable two ways: the noisy Hessian's eigenvalues are raised to a
 floor of ``EIGEN_FLOOR`` times its noise scale (so it stays positive definite), and no step moves
@@ -160,15 +162,15 @@ def fit_logistic(
             if stopped:
                 active[cell] = False
     fits: list[CellFit | None] = []
-    for cell in range(cells):
-        s = state[cell]
+    for index in range(cells):
+        s = state[index]
         if s is None:
             fits.append(None)
             continue
         fits.append(
             cell_fit(
                 spec,
-                beta[cell],
+                beta[index],
                 s.sampling,
                 s.noise,
                 n=s.n,

@@ -42,7 +42,9 @@ class Model:
     group: Mapping[str, Any]
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], group: Mapping[str, Any] | None = None) -> Model:
+    def from_record(
+        cls, record: Mapping[str, Any], group: Mapping[str, Any] | None = None
+    ) -> Model:
         """A model from the dict a model query returns.
 
         Args:

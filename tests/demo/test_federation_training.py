@@ -242,6 +242,21 @@ def test_logistic_rounds_are_charged_one_share_each(oracle_cursor: fedsql.Cursor
     assert record["epsilon"] == pytest.approx(spent)
 
 
+def test_the_driver_returns_models_that_predict_locally(
+    oracle_cursor: fedsql.Cursor, pooled: duckdb.DuckDBPyConnection
+) -> None:
+    oracle_cursor.execute(
+        "SELECT sex, LOGISTIC_REGRESSION(diabetic, age, bmi) AS m FROM patients GROUP BY sex"
+    )
+    models = oracle_cursor.fetch_models()
+    assert [m.group for m in models] == [{"sex": "F"}, {"sex": "M"}]
+    frame = pooled.sql("SELECT age, bmi FROM patients WHERE sex = 'F' LIMIT 100").df()
+    female = models[0]
+    eta = female.intercept + sum(female.coefficients[c] * frame[c] for c in ("age", "bmi"))
+    assert np.allclose(female.predict(frame), 1 / (1 + np.exp(-eta)))
+    assert np.all((female.predict(frame) > 0) & (female.predict(frame) < 1))
+
+
 def test_diabetes_model_recovers_the_generator_truth(oracle_cursor: fedsql.Cursor) -> None:
     oracle_cursor.execute("SELECT LOGISTIC_REGRESSION(diabetic, age, bmi) AS m FROM patients")
     record = oracle_cursor.fetchone()[0]  # type: ignore[index]
@@ -276,7 +291,7 @@ def test_noisy_logistic_intervals_cover_the_noise_free_fit(
     features = ("age", "bmi")
     oracle_cursor.execute(sql)
     exact = _coefficients(oracle_cursor.fetchone()[0], features)  # type: ignore[index]
-    (x, y), = _pooled(pooled, "diabetic", features, "TRUE", None).values()
+    ((x, y),) = _pooled(pooled, "diabetic", features, "TRUE", None).values()
     exact_auc = _auc(x @ exact, y)
     covered, widths = [], []
     with fedsql.connect(noisy_federation.target, analyst="model-noise", epsilon=1.0) as conn:
@@ -287,7 +302,10 @@ def test_noisy_logistic_intervals_cover_the_noise_free_fit(
             record = cur.fetchone()[0]  # type: ignore[index]
             got = _coefficients(record, features)
             noise_se = np.array(
-                [record["intercept_noise_std_error"], *(record["noise_std_errors"][f] for f in features)]
+                [
+                    record["intercept_noise_std_error"],
+                    *(record["noise_std_errors"][f] for f in features),
+                ]
             )
             assert np.all(noise_se > 0)
             covered.extend(np.abs(got - exact) <= 1.959964 * noise_se)

@@ -24,7 +24,9 @@ def _plan(sql: str, params: object = None) -> FederatedPlan:
 
 
 def test_linear_regression_sums_every_product_of_the_rescaled_columns() -> None:
-    plan = _plan("SELECT sex, LINEAR_REGRESSION(bmi, age, smoker) AS fit FROM patients GROUP BY sex")
+    plan = _plan(
+        "SELECT sex, LINEAR_REGRESSION(bmi, age, smoker) AS fit FROM patients GROUP BY sex"
+    )
     spec = plan.model
     assert spec is not None and spec.kind == "linear"
     assert (spec.target, spec.features, spec.output) == ("bmi", ("age", "smoker"), "fit")

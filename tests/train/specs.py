@@ -50,7 +50,9 @@ def linear_totals(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     p = len(spec.features)
     yz = (y - spec.centers[p]) / spec.scales[p]
     z = np.c_[np.ones(len(y)), rescale(x, spec), yz]
-    return np.array([(z[:, a] * z[:, b]).sum() if k != "count" else len(y) for k, a, b in spec.terms])
+    return np.array(
+        [(z[:, a] * z[:, b]).sum() if k != "count" else len(y) for k, a, b in spec.terms]
+    )
 
 
 def logistic_totals(spec: ModelSpec, x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
