@@ -20,7 +20,7 @@ from fedsql.errors import (
     QuorumNotMet,
 )
 from fedsql.hub.finalize import finalize_engine
-from fedsql.hub.model_run import run_model
+from fedsql.hub.model_run import explain_model, run_model
 from fedsql.hub.planning import (
     Prepared,
     choose_epsilon,
@@ -314,7 +314,7 @@ class Hub:
 
     def explain(self, prepared: Prepared) -> list[str]:
         """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
-        return explain_lines(self.contract, prepared)
+        return explain_lines(self.contract, prepared) + explain_model(prepared)
 
     def execute(self, req: ExecuteRequest) -> ExecuteReply:
         """Run (or explain) one analyst query end to end."""

@@ -93,6 +93,28 @@ def round_epsilons(total: str, rounds: int) -> tuple[str, ...]:
     return tuple(micro_to_epsilon(m) for m in shares)
 
 
+def explain_model(prepared: Prepared) -> list[str]:
+    """How a model query spends its epsilon: the rounds' schedule (nothing for other queries).
+
+    Args:
+        prepared: The prepared query.
+
+    Returns:
+        Explanation lines.
+    """
+    spec = prepared.plan.model
+    if spec is None:
+        return []
+    if spec.kind == "linear":
+        return [f"model: one round at epsilon {prepared.epsilon} (the cost above)"]
+    shares = round_epsilons(prepared.epsilon, spec.max_iter)
+    return [
+        f"model: at most {spec.max_iter} Newton rounds, each a query of its own at epsilon "
+        f"{', '.join(shares)} (total at most {prepared.epsilon}; the cost above is for one "
+        "round at the whole epsilon, each round's noise is calibrated to its share)"
+    ]
+
+
 def run_model(
     hub: Hub,
     req: ExecuteRequest,

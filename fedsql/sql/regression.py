@@ -69,20 +69,6 @@ def model_call(select: exp.Expr) -> exp.Anonymous | None:
     return None
 
 
-def is_model_query(sql: str) -> bool:
-    """True when ``sql`` parses and calls a model aggregate (no validation beyond that).
-
-    >>> is_model_query("SELECT LOGISTIC_REGRESSION(diabetic, age) FROM patients")
-    True
-    >>> is_model_query("SELECT COUNT(*) FROM patients")
-    False
-    """
-    try:
-        return model_call(parse_statement(sql)) is not None
-    except Exception:
-        return False
-
-
 def round_sql(sql: str, at: Sequence[float]) -> str:
     """The SQL of one Newton round: the analyst's query with ``at => [coefficients]`` added.
 

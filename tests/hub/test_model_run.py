@@ -56,3 +56,4 @@ def test_explain_shows_the_model_and_its_bounded_measures(
     assert "z_age = (x - 55) / 55" in text
     assert "SUM(p*(1-p)*z_age*z_bmi): each row adds at most 0.25, sensitivity 0.25" in text
     assert "at most 10 (one secure sum each" in text
+    assert "epsilon 0.03125, " in text and ", 0.25, 0.5 (total at most 1" in text
