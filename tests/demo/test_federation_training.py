@@ -248,6 +248,7 @@ def test_the_driver_returns_models_that_predict_locally(
     oracle_cursor.execute(
         "SELECT sex, LOGISTIC_REGRESSION(diabetic, age, bmi) AS m FROM patients GROUP BY sex"
     )
+    assert [d[1] for d in oracle_cursor.description or []] == ["VARCHAR", "STRUCT"]
     models = oracle_cursor.fetch_models()
     assert [m.group for m in models] == [{"sex": "F"}, {"sex": "M"}]
     frame = pooled.sql("SELECT age, bmi FROM patients WHERE sex = 'F' LIMIT 100").df()
@@ -293,7 +294,7 @@ def test_noisy_logistic_intervals_cover_the_noise_free_fit(
     exact = _coefficients(oracle_cursor.fetchone()[0], features)  # type: ignore[index]
     ((x, y),) = _pooled(pooled, "diabetic", features, "TRUE", None).values()
     exact_auc = _auc(x @ exact, y)
-    covered, widths = [], []
+    covered, widths, z = [], [], []
     with fedsql.connect(noisy_federation.target, analyst="model-noise", epsilon=1.0) as conn:
         cur = conn.cursor()
         for _ in range(REPEATS):
@@ -309,12 +310,15 @@ def test_noisy_logistic_intervals_cover_the_noise_free_fit(
             )
             assert np.all(noise_se > 0)
             covered.extend(np.abs(got - exact) <= 1.959964 * noise_se)
+            z.extend((got - exact) / noise_se)
             widths.append(noise_se)
             assert abs(_auc(x @ got, y) - exact_auc) < 0.01
     rate = float(np.mean(covered))
     if REPEATS >= 40:
         assert 0.88 <= rate <= 0.99, rate
-    else:
-        assert rate >= 2 / 3, rate
+    # The three coefficients' errors are strongly correlated within a repetition, so a few
+    # repetitions say little about coverage; their squared z-scores would average about 9 if the
+    # reported noise were a third of the real one.
+    assert float(np.mean(np.square(z))) < 6.0, z
     # Noise intervals are narrower than the sampling ones would be at this size: a useful model.
     assert np.all(np.mean(widths, axis=0)[1:] < np.abs(exact[1:]) / 5)
