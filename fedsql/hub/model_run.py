@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from fedsql.errors import QueryRejected
+from fedsql.errors import BudgetExhausted, QueryRejected, QuorumNotMet
 from fedsql.hub.finalize import partials_table
 from fedsql.hub.planning import Prepared
 from fedsql.hub.query_run import QueryRun
@@ -147,6 +147,13 @@ def run_model(
         sigmas = tuple(
             0.0 if noise is None else noise.sigma_released(m.name, k) for m in ready.plan.measures
         )
+        if rounds and survivors != rounds[0].survivors:
+            raise QuorumNotMet(
+                f"round {len(rounds) + 1} of the model was answered by "
+                f"{', '.join(survivors)}, not by the clinics of the first round "
+                f"({', '.join(rounds[0].survivors)}); every round of a model must cover the "
+                "same clinics. Run the query again"
+            )
         min_group = max(s.hello.min_group_size for s in ready.silos if s.silo_id in survivors)
         matrix = values.reshape(ready.plan.cells, len(ready.plan.measures))
         usable = tuple(bool(c >= max(min_group, 1)) for c in matrix[:, 0])
@@ -166,6 +173,7 @@ def run_model(
             share = shares[index]
             request = dataclasses.replace(req, sql=round_sql(req.sql, at), epsilon=share)
             done = aggregate(request, hub.prepare(request))
+            _check_budgets(done, shares[: index + 1], shares[index + 1 :])
             return RoundTotals(done.values, done.sigmas, done.usable)
 
         fits, count = fit_logistic(spec, plan.cells, evaluate)
@@ -196,6 +204,24 @@ def run_model(
         silos=silo_statuses(last.run, last.survivors),
     )
     return reply, last.run.qid
+
+
+def _check_budgets(done: _Round, paid: Sequence[str], ahead: Sequence[str]) -> None:
+    """Stop before the next round when a clinic cannot pay for the rounds still ahead.
+
+    Raises:
+        BudgetExhausted: A clinic reported less epsilon left than the remaining rounds need.
+    """
+    need = sum(epsilon_to_micro(e) for e in ahead)
+    for silo_id in done.survivors:
+        left = done.run.outcomes[silo_id].budget_remaining
+        if left and need and epsilon_to_micro(left) < need:
+            spent = micro_to_epsilon(sum(epsilon_to_micro(e) for e in paid))
+            raise BudgetExhausted(
+                f"clinic {silo_id} has epsilon {left} left, but the model's remaining rounds "
+                f"need {micro_to_epsilon(need)}; stopped after {len(paid)} round(s) that cost "
+                f"{spent}. Ask for less epsilon or fewer rounds (max_iter)"
+            )
 
 
 def _key_columns(plan: FederatedPlan, values: np.ndarray) -> dict[str, pa.Array]:

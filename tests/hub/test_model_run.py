@@ -57,3 +57,19 @@ def test_explain_shows_the_model_and_its_bounded_measures(
     assert "SUM(p*(1-p)*z_age*z_bmi): each row adds at most 0.25, sensitivity 0.25" in text
     assert "at most 10 (one secure sum each" in text
     assert "epsilon 0.03125, " in text and ", 0.25, 0.5 (total at most 1" in text
+
+
+def test_a_model_stops_as_soon_as_a_clinic_cannot_pay_for_the_rounds_ahead(
+    demo_data: object,
+) -> None:
+    with (
+        DemoFederation(policy_overrides={"budget_epsilon": 0.5, "min_group_size": 0}) as fed,
+        fedsql.connect(fed.target, analyst="frugal") as conn,
+    ):
+        cur = conn.cursor()
+        with pytest.raises(fedsql.OperationalError, match=r"remaining rounds need 0\.96875"):
+            cur.execute("SELECT LOGISTIC_REGRESSION(diabetic, age, bmi) FROM patients", epsilon=1.0)
+        # only the first round (1/32 of the model's epsilon) was charged
+        cur.execute("SELECT COUNT(*) FROM patients", epsilon=0.4)
+        assert cur.privacy is not None
+        assert set(cur.privacy.budget_left().values()) == {"0.06875"}
