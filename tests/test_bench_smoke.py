@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("roundtrip.py", "median"),
         ("connectors.py", "pushdown/direct ratio"),
         ("accuracy.py", "worst ratio"),
+        ("training.py", "rows bytes / bytes per round"),
     ],
 )
 def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:

@@ -67,6 +67,7 @@ def test_notebook_runs_top_to_bottom(demo_data: object, tmp_path: Path) -> None:
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "epsilon spent at each clinic: 0.5" in printed
     assert "answered: ['mumbai', 'san-francisco', 'seoul', 'sydney']" in printed
+    assert "bmi: 0.1" in printed and "truth 0.12" in printed
 
 
 def test_deploy_example_runs_and_stops_everything(demo_data: object, tmp_path: Path) -> None:
@@ -109,3 +110,22 @@ def test_postgres_silo_example_serves_a_clinic_from_postgres_and_cleans_up(
     assert "answered by: ['mumbai', 'san-francisco', 'seoul', 'sydney']" in proc.stdout
     assert "HASHTEXTEXTENDED(CAST(__rid AS TEXT)" in proc.stdout
     assert "dropped database fedsql_seoul_" in proc.stdout
+
+
+def test_diabetes_risk_example_recovers_the_generator_model(demo_data: object) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "diabetes_risk.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    lines = {row[0]: row for row in rows if row and row[-1] in ("yes", "no")}
+    assert set(lines) == {"intercept", "age", "bmi"}
+    # the slopes are estimated well enough to fall near the generator's truth
+    assert abs(float(lines["age"][1]) - 0.05) < 0.01
+    assert abs(float(lines["bmi"][1]) - 0.12) < 0.03
+    assert "epsilon spent at each clinic: 0.99" in proc.stdout
+    assert "predicted locally for three example patients" in proc.stdout

@@ -93,7 +93,7 @@ def render_csv(table: pa.Table, report: PrivacyReport) -> str:
     writer = csv.DictWriter(buf, fieldnames=_header(table, report), lineterminator="\n")
     writer.writeheader()
     for rec in records(table, report):
-        writer.writerow(rec)
+        writer.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in rec.items()})
     return buf.getvalue()
 
 

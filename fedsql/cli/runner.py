@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from fedsql.cli.models import has_models, print_models
 from fedsql.cli.progress import LiveView
 from fedsql.cli.render import (
     print_report,
@@ -52,7 +53,9 @@ def run_query(conn: Connection, sql: str, settings: Settings) -> None:
     table, report = cur.fetch_arrow_table(), cur.privacy
     assert report is not None
     fmt = settings.fmt
-    if fmt == "table":
+    if fmt == "table" and has_models(table):
+        print_models(Console(), table)
+    elif fmt == "table":
         print_table(Console(), table, report)
     elif fmt == "arrow":
         write_arrow(sys.stdout.buffer, table, report)

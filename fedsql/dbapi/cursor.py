@@ -12,6 +12,7 @@ from fedsql.dbapi.privacy import PrivacyReport
 from fedsql.dbapi.types import type_code
 from fedsql.errors import InterfaceError, NotSupportedError, ProgrammingError
 from fedsql.sql.params_codec import encode_params
+from fedsql.train import Model, models_from_table
 from fedsql.transport.messages import ExecuteProgress, ExecuteRequest, SiloStatus
 
 if TYPE_CHECKING:
@@ -227,6 +228,24 @@ class Cursor:
     def fetch_arrow_table(self) -> pa.Table:
         """The remaining rows as an Arrow table (all of them right after :meth:`execute`)."""
         return self._take_table()
+
+    def fetch_models(self, column: str | None = None) -> list[Model]:
+        """The fitted models of the remaining rows of a model query, one per group.
+
+        Each model predicts locally on a DataFrame: ``cursor.fetch_models()[0].predict(df)``.
+        Groups whose model is NULL (suppressed) are left out.
+
+        Args:
+            column: The model column; by default the result's only one.
+
+        Returns:
+            The models, each with its group's key values in ``group``.
+
+        Raises:
+            ProgrammingError: No query has been executed.
+            DataError: The result holds no model column (or not ``column``).
+        """
+        return models_from_table(self._take_table(), column)
 
     def fetch_record_batch(self) -> pa.RecordBatchReader:
         """The remaining rows as an Arrow record batch reader."""

@@ -80,4 +80,6 @@ def type_code(arrow_type: object) -> str:
         return "TIMESTAMP"
     if pa.types.is_binary(arrow_type):
         return "BLOB"
+    if pa.types.is_struct(arrow_type):
+        return "STRUCT"
     return "VARCHAR"

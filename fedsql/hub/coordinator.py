@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import numpy as np
+
 from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract
 from fedsql.errors import (
@@ -20,6 +22,7 @@ from fedsql.errors import (
 )
 from fedsql.hub.budget_inquiry import BudgetInquiries
 from fedsql.hub.finalize import finalize_engine
+from fedsql.hub.model_run import explain_model, run_model
 from fedsql.hub.planning import (
     Prepared,
     choose_epsilon,
@@ -323,7 +326,7 @@ class Hub:
 
     def explain(self, prepared: Prepared) -> list[str]:
         """Human-readable plan: partial SQL, key space, sensitivities, noise and cost."""
-        return explain_lines(self.contract, prepared)
+        return explain_lines(self.contract, prepared) + explain_model(prepared)
 
     def execute(self, req: ExecuteRequest) -> ExecuteReply:
         """Run (or explain) one analyst query end to end."""
@@ -469,7 +472,54 @@ class Hub:
         *,
         watch: Callable[[QueryRun], None] | None = None,
     ) -> ExecuteReply:
-        started = time.monotonic()
+        if prepared.plan.model is not None:
+            reply, qid = run_model(self, req, prepared, watch=watch)
+        else:
+            started = time.monotonic()
+            run, survivors, values = self.aggregate(req, prepared, watch=watch)
+            reply = build_reply(
+                self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
+            )
+            qid = run.qid
+        # Who is in the release, and why each other enrolled silo is not.
+        answered = ", ".join(s.silo_id for s in reply.silos if s.status == "answered")
+        absent = "".join(
+            f"; {s.silo_id} {s.status}: {s.reason}" if s.reason else f"; {s.silo_id} {s.status}"
+            for s in reply.silos
+            if s.status != "answered"
+        )
+        self._audit_record(
+            req,
+            "release",
+            qid=qid.hex(),
+            plan_hash=prepared.plan.plan_hash,
+            epsilon_micro=epsilon_to_micro(reply.epsilon_spent),
+            release_digest=release_digest(reply.result_ipc),
+            reason=f"answered by {answered}{absent}",
+        )
+        return reply
+
+    def aggregate(
+        self,
+        req: ExecuteRequest,
+        prepared: Prepared,
+        *,
+        watch: Callable[[QueryRun], None] | None = None,
+    ) -> tuple[QueryRun, tuple[str, ...], np.ndarray]:
+        """Run one secure aggregation of a prepared query over its cohort.
+
+        Args:
+            req: The request (SQL, parameters, analyst).
+            prepared: Its plan, noise and encoding.
+            watch: Called with the query's run as soon as it exists.
+
+        Returns:
+            The run (each silo's outcome), the survivors and the decoded noisy totals.
+
+        Raises:
+            QuorumNotMet: Too few silos uploaded or answered.
+            BudgetExhausted: Too few silos had budget left.
+        """
         desc = self._descriptor(req, prepared)
         run = QueryRun(desc.qid, desc.cohort)
         with self._runs_lock:
@@ -522,26 +572,7 @@ class Hub:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
         run.mark_timeouts()
-        # Who is in the release, and why each other cohort member is not.
-        absent = "".join(
-            f"; {silo_id} {out.status}: {out.reason}" if out.reason else f"; {silo_id} {out.status}"
-            for silo_id, out in sorted(run.outcomes.items())
-            if silo_id not in survivors
-        )
-        accounting = f"answered by {', '.join(survivors)}{absent}"
-        reply = build_reply(
-            self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
-        )
-        self._audit_record(
-            req,
-            "release",
-            qid=desc.qid.hex(),
-            plan_hash=prepared.plan.plan_hash,
-            epsilon_micro=epsilon_to_micro(prepared.epsilon),
-            release_digest=release_digest(reply.result_ipc),
-            reason=accounting,
-        )
-        return reply
+        return run, survivors, values
 
     def _abort(
         self, session: CoordinatorSession, channels: dict[str, SiloChannel], reason: str

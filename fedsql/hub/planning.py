@@ -112,7 +112,8 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
     n = len(prepared.silos)
     lines = list(plan.explanation)
     lines.append(f"partial SQL (run by every silo):\n{plan.partial_sql}")
-    lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
+    if plan.finalize_sql:
+        lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
     lines.append(
         f"key space: {plan.cells} cell(s) x {len(plan.measures)} measure(s) = "
         f"vector of {plan.dimension}"

@@ -15,12 +15,14 @@ from fedsql.errors import BudgetExhausted, Error, QuorumNotMet
 from fedsql.hub.finalize import finalize
 from fedsql.hub.planning import Prepared
 from fedsql.hub.query_run import QueryRun
+from fedsql.secagg.protocol import Roster
 from fedsql.transport.messages import ExecuteReply, ExecuteRequest, SiloStatus
 
 log = logging.getLogger(__name__)
 
 
-def _ipc(table: pa.Table) -> bytes:
+def arrow_ipc(table: pa.Table) -> bytes:
+    """An Arrow table as IPC stream bytes."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -48,6 +50,33 @@ def quorum_error(contract: Contract, run: QueryRun) -> Error:
 ABSENT = "not connected to the hub when the query started"
 
 
+def silo_statuses(
+    run: QueryRun, survivors: tuple[str, ...], roster: Roster | None = None
+) -> tuple[SiloStatus, ...]:
+    """Each silo's final status: answered (a survivor), refused or dropped.
+
+    With the ``roster``, enrolled silos that were not connected when the query started are
+    listed too, as dropped.
+    """
+    statuses = []
+    for silo_id in run.cohort:
+        out = run.outcomes[silo_id]
+        status = "answered" if silo_id in survivors else out.status
+        statuses.append(
+            SiloStatus(
+                silo_id=silo_id,
+                status=status,
+                reason=out.reason if status != "answered" else "",
+                budget_remaining=out.budget_remaining,
+            )
+        )
+    if roster is not None:
+        for entry in sorted(roster.entries, key=lambda e: e.silo_id):
+            if entry.silo_id not in run.outcomes:
+                statuses.append(SiloStatus(silo_id=entry.silo_id, status="dropped", reason=ABSENT))
+    return tuple(statuses)
+
+
 def build_reply(
     contract: Contract,
     engine: duckdb.DuckDBPyConnection,
@@ -65,22 +94,7 @@ def build_reply(
     by_id = {s.silo_id: s for s in prepared.silos}
     min_group = max(by_id[s].hello.min_group_size for s in survivors)
     fin = finalize(engine, plan, values, sigmas, min_group)
-    statuses = []
-    for silo_id in run.cohort:
-        out = run.outcomes[silo_id]
-        status = "answered" if silo_id in survivors else out.status
-        statuses.append(
-            SiloStatus(
-                silo_id=silo_id,
-                status=status,
-                reason=out.reason if status != "answered" else "",
-                budget_remaining=out.budget_remaining,
-            )
-        )
-    # Enrolled silos that were not connected when the query started took no part either.
-    for entry in sorted(prepared.roster.entries, key=lambda e: e.silo_id):
-        if entry.silo_id not in run.outcomes:
-            statuses.append(SiloStatus(silo_id=entry.silo_id, status="dropped", reason=ABSENT))
+    statuses = silo_statuses(run, survivors, prepared.roster)
     report = {
         "epsilon": prepared.epsilon,
         "delta": contract.delta,
@@ -104,10 +118,10 @@ def build_reply(
         plan.cells,
     )
     return ExecuteReply(
-        result_ipc=_ipc(fin.result),
-        stats_ipc=_ipc(fin.stats),
+        result_ipc=arrow_ipc(fin.result),
+        stats_ipc=arrow_ipc(fin.stats),
         report_json=json.dumps(report, sort_keys=True),
         explain=(),
         epsilon_spent=prepared.epsilon,
-        silos=tuple(statuses),
+        silos=statuses,
     )

@@ -16,6 +16,7 @@ from typing import Literal
 from fedsql.catalog import KeyValue
 
 MeasureKind = Literal["count", "sum", "sumsq", "distinct", "bin"]
+ModelKind = Literal["linear", "logistic"]
 OutputKind = Literal["key", "count", "sum", "avg", "expr"]
 
 #: Name of the table the finalize SQL reads: one row per cell, keys then noisy measures.
@@ -76,6 +77,35 @@ class OutputColumn:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """A model aggregate (LINEAR_REGRESSION, LOGISTIC_REGRESSION) and how its measures read.
+
+    Features (and, for linear models, the target) are clamped to their contract bounds and
+    rescaled to [-1, 1] before any product is summed: ``z = (clamp(x) - center) / scale``.
+    ``terms`` is aligned with the plan's measures: ``("count", 0, 0)`` for COUNT(*); for a
+    linear model ``("cross", a, b)`` is the sum of ``z_a * z_b`` over ``z = (1, features...,
+    target)``; for a logistic model ``("gradient", a, -1)`` is the sum of ``(y - p) * z_a`` and
+    ``("hessian", a, b)`` the sum of ``p (1 - p) z_a z_b`` over ``z = (1, features...)``, with
+    ``p`` the predicted probability at the coefficients ``at`` (cell-major, on the rescaled
+    features; empty means all zero). ``layout`` names, for each output column in order, the
+    key it shows (``k0``, ...) or ``""`` for the model itself.
+    """
+
+    kind: ModelKind
+    output: str
+    target: str
+    features: tuple[str, ...]
+    centers: tuple[float, ...]
+    scales: tuple[float, ...]
+    terms: tuple[tuple[str, int, int], ...]
+    layout: tuple[str, ...] = ()
+    l2: float = 0.0
+    max_iter: int = 1
+    tol: float = 1e-6
+    at: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class FederatedPlan:
     """Everything hub and silos need to run one query; equal inputs give an equal ``plan_hash``.
 
@@ -111,6 +141,7 @@ class FederatedPlan:
     projection_sql: str
     explanation: tuple[str, ...] = ()
     joins: tuple[str, ...] = ()
+    model: ModelSpec | None = None
 
     @property
     def cells(self) -> int:

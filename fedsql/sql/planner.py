@@ -30,6 +30,7 @@ from fedsql.sql.measures import collect_measures
 from fedsql.sql.parameters import bind_parameters
 from fedsql.sql.partial_sql import build_partial_sql
 from fedsql.sql.plan import FederatedPlan
+from fedsql.sql.regression import model_call, plan_model
 from fedsql.sql.resolve_names import resolve_names
 from fedsql.sql.statement import parse_statement
 
@@ -81,6 +82,8 @@ def _plan(
     """The pipeline of :func:`plan_query`."""
     select = parse_statement(sql)
     canonical_params = bind_parameters(select, params)
+    if model_call(select) is not None:
+        return plan_model(sql, select, canonical_params, contract, visible)
     check_clauses(select)
     check_expressions(select)
     query = resolve_names(select, contract, visible)

@@ -1,0 +1,168 @@
+"""Model aggregates: what LINEAR_REGRESSION / LOGISTIC_REGRESSION plan, refuse and bound."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import duckdb
+import numpy as np
+import pytest
+
+from fedsql.errors import QueryRejected, UnknownObject
+from fedsql.sql import FederatedPlan, plan_query
+from fedsql.sql.regression import round_sql
+
+from .test_bounding import _without_clamping, _without_row_cap, _worst_ratio, neighbours
+from .testbed import CONTRACT, VISIBLE
+
+__all__ = ["neighbours"]
+
+
+def _plan(sql: str, params: object = None) -> FederatedPlan:
+    return plan_query(sql, params, CONTRACT, VISIBLE)  # type: ignore[arg-type]
+
+
+def test_linear_regression_sums_every_product_of_the_rescaled_columns() -> None:
+    plan = _plan(
+        "SELECT sex, LINEAR_REGRESSION(bmi, age, smoker) AS fit FROM patients GROUP BY sex"
+    )
+    spec = plan.model
+    assert spec is not None and spec.kind == "linear"
+    assert (spec.target, spec.features, spec.output) == ("bmi", ("age", "smoker"), "fit")
+    # (1, age, smoker, bmi): 10 products, the first of which is the row count
+    assert len(plan.measures) == 10 and plan.measures[0].expression == "COUNT(*)"
+    assert spec.centers == (55.0, 0.5, 40.0) and spec.scales == (55.0, 0.5, 30.0)
+    # every rescaled value lies in [-1, 1], so each product adds at most 1 per row, k per unit
+    assert all(m.clip == 1.0 and m.sensitivity == 2.0 for m in plan.measures)
+    assert [o.kind for o in plan.outputs] == ["key", "expr"]
+    assert spec.layout == ("k0", "")
+    assert plan.columns == (("patients", "age"), ("patients", "bmi"), ("patients", "sex"),
+                            ("patients", "smoker"))  # fmt: skip
+
+
+def test_logistic_regression_sums_gradient_and_hessian_at_the_requested_coefficients() -> None:
+    plan = _plan(
+        "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes, l2 => 2.5, max_iter => 7, tol => 1e-8) "
+        "FROM visits"
+    )
+    spec = plan.model
+    assert spec is not None
+    assert (spec.l2, spec.max_iter, spec.tol, spec.at) == (2.5, 7, 1e-8, ())
+    kinds = [t[0] for t in spec.terms]
+    assert kinds == ["count"] + ["gradient"] * 3 + ["hessian"] * 6
+    gradient = [m for m, t in zip(plan.measures, spec.terms, strict=True) if t[0] == "gradient"]
+    hessian = [m for m, t in zip(plan.measures, spec.terms, strict=True) if t[0] == "hessian"]
+    assert all(m.clip == 1.0 and m.sensitivity == 4.0 for m in gradient)
+    assert all(m.clip == 0.25 and m.sensitivity == 1.0 for m in hessian)
+    assert plan.outputs[0].name == "logistic_regression"
+    moved = _plan(round_sql(plan.sql, [0.5, -1.0, 2.0]))
+    assert moved.model is not None and moved.model.at == (0.5, -1.0, 2.0)
+    assert moved.plan_hash != plan.plan_hash and "2.0" in moved.partial_sql
+
+
+def test_round_sql_keeps_parameters_and_refuses_a_second_at() -> None:
+    sql = "SELECT LOGISTIC_REGRESSION(urgent, cost) FROM visits WHERE minutes > ?"
+    rounded = round_sql(sql, [1.0, -2.0])
+    assert "at => [1.0, -2.0]" in rounded and "?" in rounded
+    assert _plan(rounded, [3.0]).model is not None
+    with pytest.raises(QueryRejected, match="set by fedsql"):
+        round_sql(rounded, [0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT LINEAR_REGRESSION(bmi) FROM patients", "at least one feature"),
+        ("SELECT LINEAR_REGRESSION(bmi, age + 1) FROM patients", "plain columns"),
+        ("SELECT LINEAR_REGRESSION(bmi, income) FROM patients", "no bounds"),
+        ("SELECT LINEAR_REGRESSION(bmi, sex) FROM patients", "numeric or BOOLEAN"),
+        ("SELECT LINEAR_REGRESSION(bmi, bmi) FROM patients", "twice"),
+        ("SELECT LINEAR_REGRESSION(bmi, patient_id) FROM patients", "privacy unit"),
+        ("SELECT LOGISTIC_REGRESSION(bmi, age) FROM patients", "must be BOOLEAN"),
+        ("SELECT LINEAR_REGRESSION(bmi, age, l2 => 1) FROM patients", "no option l2"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, max_iter => 0) FROM patients", "max_iter"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, max_iter => 2.5) FROM patients", "max_iter"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, l2 => -1) FROM patients", "l2"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, tol => 0) FROM patients", "tol"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, tol => age) FROM patients", "number literal"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, at => [1.0]) FROM patients", "2 coefficients"),
+        ("SELECT LOGISTIC_REGRESSION(smoker, age, at => 1.0) FROM patients", "list of numbers"),
+        ("SELECT 2 * LINEAR_REGRESSION(bmi, age) FROM patients", "stand alone"),
+        ("SELECT COUNT(*) FROM patients WHERE LINEAR_REGRESSION(bmi, age) > 0", "stand alone"),
+        (
+            "SELECT LINEAR_REGRESSION(bmi, age), LINEAR_REGRESSION(age, bmi) FROM patients",
+            "one model",
+        ),
+        ("SELECT COUNT(*), LINEAR_REGRESSION(bmi, age) FROM patients", "only group keys"),
+        ("SELECT LINEAR_REGRESSION(bmi, age) FROM patients LIMIT 3", "LIMIT"),
+        ("SELECT LINEAR_REGRESSION(bmi, age) FROM patients GROUP BY name", "domain"),
+        ("SELECT region, LINEAR_REGRESSION(bmi, age) FROM patients", "GROUP BY"),
+        ("SELECT LINEAR_REGRESSION(bmi, age) FROM patients WHERE getenv('x') = 'y'", "GETENV"),
+    ],
+)
+def test_model_queries_outside_the_supported_shape_are_refused(sql: str, message: str) -> None:
+    with pytest.raises(QueryRejected, match=message):
+        _plan(sql)
+
+
+def test_a_model_over_an_unshared_column_is_unknown() -> None:
+    visible = {t: tuple(c for c in cols if c != "bmi") for t, cols in VISIBLE.items()}
+    with pytest.raises(UnknownObject):
+        plan_query("SELECT LINEAR_REGRESSION(bmi, age) FROM patients", None, CONTRACT, visible)
+
+
+BOUNDED = [
+    "SELECT sex, LINEAR_REGRESSION(bmi, age, smoker) FROM patients GROUP BY sex",
+    "SELECT dept, LINEAR_REGRESSION(minutes, cost, urgent) FROM visits GROUP BY dept",
+    "SELECT test, LINEAR_REGRESSION(delta, score) FROM labs WHERE score > -3 GROUP BY test",
+    "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes) FROM visits",
+    # coefficients far outside any sensible range must not loosen the bound
+    "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes, at => [1e9, -1e9, 1e9]) FROM visits",
+    "SELECT dept, LOGISTIC_REGRESSION(urgent, minutes, at => [30, 30, -30, -30, 1e30, -1e30, "
+    "0, 0]) FROM visits GROUP BY dept",
+]
+
+
+@pytest.mark.parametrize("sql", BOUNDED)
+def test_one_unit_moves_each_model_measure_by_at_most_its_sensitivity(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], sql: str
+) -> None:
+    plan = _plan(sql)
+    ratio = _worst_ratio(neighbours, plan)
+    assert ratio <= 1 + 1e-9
+    assert ratio > 0.25
+
+
+def _without_any_clamping(sql: str) -> str:
+    """Neither the values nor the summed products clamped (each alone still bounds a product)."""
+    loose = re.sub(r"\(\s*-1\.0\s*\)", "(-1e30)", _without_clamping(sql))
+    mutated = re.sub(r"\), 1\.0\)", "), 1e30)", loose)
+    assert "1e30" in mutated
+    return mutated
+
+
+@pytest.mark.parametrize("mutate", [_without_row_cap, _without_any_clamping])
+def test_removing_a_bound_breaks_the_model_sensitivity(
+    neighbours: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+    mutate: Callable[[str], str],
+) -> None:
+    plan = _plan(BOUNDED[1])
+    assert _worst_ratio(neighbours, plan, mutate) > 2
+
+
+def test_model_partial_sql_computes_the_sufficient_statistics() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE patients AS SELECT i AS patient_id, 'F' AS sex, i % 90 AS age, "
+        "10.0 + (i % 50) AS bmi, i % 3 = 0 AS smoker, NULL::DATE AS birth_date, "
+        "'n' AS name, 0::BIGINT AS income, 'z' AS zip, 'east' AS region "
+        "FROM range(200) t(i)"
+    )
+    plan = _plan("SELECT LINEAR_REGRESSION(bmi, age) FROM patients")
+    totals = np.array(con.execute(plan.partial_sql, {"fedsql_salt": 5}).fetchone(), dtype=float)
+    age = (np.arange(200) % 90 - 55.0) / 55.0
+    bmi = (10.0 + np.arange(200) % 50 - 40.0) / 30.0
+    z = np.c_[np.ones(200), age, bmi]
+    expected = [(z[:, a] * z[:, b]).sum() for a in range(3) for b in range(a, 3)]
+    assert np.allclose(totals, expected)
