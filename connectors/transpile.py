@@ -12,8 +12,10 @@ MariaDB the rewrite:
   (sqlglot's own rewrite), so at most k rows per unit still count;
 * returns sums as DOUBLE (integer sums would come back as NUMERIC / DECIMAL);
 * translates the per-row error guards: ``TRY(a % b)`` and ``TRY(a // b)`` become operations on
-  ``NULLIF(b, 0)`` (NULL where DuckDB's TRY gives NULL); any other guarded operation is refused,
-  since without the guard whether a query fails would depend on one row;
+  ``NULLIF(b, 0)`` (NULL where DuckDB's TRY gives NULL; ``//`` as
+  ``FLOOR(CAST(a AS DOUBLE) / NULLIF(b, 0))``, which floors like DuckDB where the sources'
+  ``DIV`` truncates); any other guarded operation is refused, since without the guard whether a
+  query fails would depend on one row;
 * refuses, before any budget is spent, operations outside :data:`PUSHDOWN_SAFE`: ones that
   cannot fail in DuckDB but can elsewhere (``/`` by zero, ``sqrt`` of a negative), or that mean
   something else there (day-of-week numbering, LIKE's backslash escapes).
@@ -132,6 +134,11 @@ def _guard(node: exp.Try) -> exp.Expr:
     inner = node.this
     if isinstance(inner, exp.Mod | exp.IntDiv):
         divisor = exp.Nullif(this=inner.expression.copy(), expression=exp.Literal.number(0))
+        if isinstance(inner, exp.IntDiv):
+            # DuckDB's // floors; PostgreSQL's DIV truncates toward zero (and returns NUMERIC)
+            # and MySQL's DIV truncates too: floor a DOUBLE quotient to answer like DuckDB.
+            numerator = exp.Cast(this=inner.this.copy(), to=exp.DataType.build("DOUBLE"))
+            return exp.Paren(this=exp.Floor(this=exp.Div(this=numerator, expression=divisor)))
         guarded = inner.copy()
         guarded.set("expression", divisor)
         return exp.Paren(this=guarded)
@@ -188,6 +195,10 @@ def transpile_partial(
                 return salted_hash(args[0].copy(), salt)
         if isinstance(node, exp.Placeholder) and node.name == SALT_PARAMETER:
             return exp.Literal.number(salt)
+        if isinstance(node, exp.Year | exp.Month | exp.Day | exp.Quarter):
+            # DuckDB gives BIGINT; PostgreSQL's EXTRACT gives NUMERIC, which comes back as text
+            # through Arrow: cast, so group keys compare equal to the public domain's values.
+            return exp.Cast(this=node, to=exp.DataType.build("BIGINT"))
         return node
 
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}

@@ -24,12 +24,13 @@ import pytest
 from fedsql.catalog import Contract
 from fedsql.config import parse_policy
 from fedsql.demo import databases as dbs
+from fedsql.errors import QueryRejected
 from fedsql.silo.engine import Engine
 from fedsql.silo.source_engines import PushdownEngine, QueryEngine, SnapshotEngine, open_engine
 from fedsql.silo.vector import dense_vector
 from fedsql.sql.plan import SALT_PARAM
 from fedsql.sql.planner import plan_query
-from tests.connectors.conftest import CLINIC, ServedClinic
+from tests.connectors.conftest import CLINIC, PUSHDOWN_REFUSED, ServedClinic
 from tests.demo.test_federation_oracle import CASES
 
 
@@ -124,6 +125,11 @@ def test_every_mode_gives_the_duckdb_silo_vector(
     want = dense_vector(plan, names, rows)
     assert want.any()
     for name, engine in engines.items():
+        if isinstance(engine, PushdownEngine) and sql in PUSHDOWN_REFUSED:
+            # Refused at bind time, before the silo charges anything or runs a row.
+            with pytest.raises(QueryRejected, match="this clinic runs queries in its own database"):
+                engine.bind(plan.partial_sql, _salted(plan.partial_sql, 0))
+            continue
         engine.bind(plan.partial_sql, _salted(plan.partial_sql, 0))
         names, rows = engine.run(plan.partial_sql, _salted(plan.partial_sql, 12345), 30)
         got = dense_vector(plan, names, rows)
