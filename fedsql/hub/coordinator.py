@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,18 +20,20 @@ from fedsql.errors import (
     QuorumNotMet,
 )
 from fedsql.hub.budget_inquiry import BudgetInquiries
+from fedsql.hub.directory import catalog_reply, status_reply
 from fedsql.hub.finalize import finalize_engine
 from fedsql.hub.model_run import explain_model, run_model
 from fedsql.hub.planning import (
     Prepared,
     choose_epsilon,
+    descriptor_for,
     encoding_for,
     explain_lines,
     measure_specs,
     visible_tables,
 )
-from fedsql.hub.query_run import QueryRun
-from fedsql.hub.registry import Registry, now_ms
+from fedsql.hub.query_run import QueryRun, progress_of
+from fedsql.hub.registry import Registry
 from fedsql.hub.reply import build_reply, quorum_error
 from fedsql.hub.translate import (
     epoch_key_from_message,
@@ -48,7 +49,7 @@ from fedsql.privacy.calibrate import NoisePlan, plan_noise
 from fedsql.secagg.encoding import check_plan, decode
 from fedsql.secagg.epochs import verify_epoch_key
 from fedsql.secagg.identity import IdentityKey
-from fedsql.secagg.protocol import CoordinatorSession, Descriptor, Roster
+from fedsql.secagg.protocol import CoordinatorSession, Roster
 from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import (
     Abort,
@@ -56,9 +57,7 @@ from fedsql.transport.messages import (
     BudgetReply,
     BudgetReport,
     BudgetRequest,
-    CatalogColumn,
     CatalogReply,
-    CatalogTable,
     ExecuteProgress,
     ExecuteReply,
     ExecuteRequest,
@@ -67,35 +66,14 @@ from fedsql.transport.messages import (
     Hello,
     MaskedUpload,
     Refusal,
-    SiloStatus,
     SiloToHub,
     StatusReply,
     UnmaskResponse,
     Welcome,
 )
-from fedsql.transport.messages import (
-    ConnectedSilo as ConnectedSiloInfo,
-)
 from fedsql.transport.server import SiloChannel
 
 log = logging.getLogger(__name__)
-
-PROTOCOL_VERSION = 1
-
-
-def _progress(run: QueryRun) -> ExecuteProgress:
-    """Each cohort member's status now (call with ``run.cond`` held)."""
-    return ExecuteProgress(
-        silos=tuple(
-            SiloStatus(
-                silo_id=silo_id,
-                status=out.status,
-                reason=out.reason,
-                budget_remaining=out.budget_remaining,
-            )
-            for silo_id, out in run.outcomes.items()
-        )
-    )
 
 
 class Hub:
@@ -244,19 +222,7 @@ class Hub:
     def status(self) -> StatusReply:
         """Connected silos with version and last-seen time."""
         _, silos = self.registry.snapshot()
-        return StatusReply(
-            fed_id=self.contract.federation_id,
-            silos=tuple(
-                ConnectedSiloInfo(
-                    silo_id=s.silo_id,
-                    name=s.hello.name,
-                    version=s.hello.version,
-                    connected_since_ms=s.connected_since_ms,
-                    last_seen_ms=s.last_seen_ms,
-                )
-                for s in silos
-            ),
-        )
+        return status_reply(self.contract, silos)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -384,7 +350,7 @@ class Hub:
         while run is not None:
             with run.cond:
                 finished = done.is_set()
-                now = _progress(run)
+                now = progress_of(run)
                 if now == last and not finished:
                     run.cond.wait()
                     continue
@@ -412,58 +378,7 @@ class Hub:
         """The tables and columns every connected silo shares, typed as the contract declares."""
         with self._roster_lock:
             _, silos = self.registry.snapshot()
-        visible = visible_tables(silos)
-        tables = []
-        for table in self.contract.tables:
-            shared = set(visible.get(table.name, ()))
-            if not shared:
-                continue
-            columns = tuple(
-                CatalogColumn(
-                    name=col.name,
-                    type=col.type,
-                    description=col.description,
-                    groupable=col.domain is not None,
-                    aggregable=col.bounds is not None,
-                )
-                for col in table.columns
-                if col.name in shared
-            )
-            tables.append(CatalogTable(table.name, table.description, columns))
-        return CatalogReply(
-            fed_id=self.contract.federation_id,
-            description=self.contract.description,
-            tables=tuple(tables),
-        )
-
-    def _descriptor(self, req: ExecuteRequest, prepared: Prepared) -> Descriptor:
-        plan, noise = prepared.plan, prepared.noise
-        n = len(prepared.silos)
-        return Descriptor(
-            version=PROTOCOL_VERSION,
-            fed_id=self.contract.federation_id,
-            roster_version=prepared.roster_version,
-            epoch=self.registry.epoch,
-            qid=secrets.token_bytes(16),
-            cohort=tuple(s.silo_id for s in prepared.silos),
-            threshold=self.contract.secagg.threshold_for(n),
-            n_min=self.contract.secagg.n_min,
-            dimension=plan.dimension,
-            encoding=prepared.encoding,
-            cells=plan.cells,
-            sigma_loc=(
-                tuple(0.0 for _ in plan.measures)
-                if noise is None
-                else tuple(mn.sigma_local_encoded for mn in noise.measures)
-            ),
-            rho_charge="0" if noise is None else repr(noise.rho),
-            epsilon_charge=prepared.epsilon,
-            analyst=req.analyst,
-            plan_hash=plan.plan_hash,
-            sql=req.sql,
-            params_json=req.params_json,
-            deadline_ms=now_ms() + int(self.round_timeout_s * 1000),
-        )
+        return catalog_reply(self.contract, silos)
 
     def _run(
         self,
@@ -520,7 +435,9 @@ class Hub:
             QuorumNotMet: Too few silos uploaded or answered.
             BudgetExhausted: Too few silos had budget left.
         """
-        desc = self._descriptor(req, prepared)
+        desc = descriptor_for(
+            self.contract, req, prepared, self.registry.epoch, self.round_timeout_s
+        )
         run = QueryRun(desc.qid, desc.cohort)
         with self._runs_lock:
             self._runs[desc.qid] = run

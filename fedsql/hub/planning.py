@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from fedsql.catalog import Contract
 from fedsql.errors import QueryRejected
 from fedsql.hub.finalize import REFERENCE_ROWS, finalize_engine, reference_sigmas
-from fedsql.hub.registry import ConnectedSilo
+from fedsql.hub.registry import ConnectedSilo, now_ms
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.accuracy import Z95
 from fedsql.privacy.calibrate import MeasureSpec, NoisePlan
 from fedsql.secagg.encoding import CoordinateSpec, spec_for_measure
-from fedsql.secagg.protocol import Roster
+from fedsql.secagg.protocol import PROTOCOL_VERSION, Descriptor, Roster
 from fedsql.sql.plan import FederatedPlan
+from fedsql.transport.messages import ExecuteRequest
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,43 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
                 f"{where}"
             )
     return lines
+
+
+def descriptor_for(
+    contract: Contract,
+    req: ExecuteRequest,
+    prepared: Prepared,
+    epoch: int,
+    round_timeout_s: float,
+) -> Descriptor:
+    """The query descriptor Q (FSA-1 M0) of a prepared query, with a fresh random query id.
+
+    Its deadline is when the hub stops waiting for uploads (round 1).
+    """
+    plan, noise = prepared.plan, prepared.noise
+    n = len(prepared.silos)
+    return Descriptor(
+        version=PROTOCOL_VERSION,
+        fed_id=contract.federation_id,
+        roster_version=prepared.roster_version,
+        epoch=epoch,
+        qid=secrets.token_bytes(16),
+        cohort=tuple(s.silo_id for s in prepared.silos),
+        threshold=contract.secagg.threshold_for(n),
+        n_min=contract.secagg.n_min,
+        dimension=plan.dimension,
+        encoding=prepared.encoding,
+        cells=plan.cells,
+        sigma_loc=(
+            tuple(0.0 for _ in plan.measures)
+            if noise is None
+            else tuple(mn.sigma_local_encoded for mn in noise.measures)
+        ),
+        rho_charge="0" if noise is None else repr(noise.rho),
+        epsilon_charge=prepared.epsilon,
+        analyst=req.analyst,
+        plan_hash=plan.plan_hash,
+        sql=req.sql,
+        params_json=req.params_json,
+        deadline_ms=now_ms() + int(round_timeout_s * 1000),
+    )

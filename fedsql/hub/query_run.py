@@ -6,7 +6,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from fedsql.transport.messages import Accepted, Held, MaskedUpload, Refusal, UnmaskResponse
+from fedsql.transport.messages import (
+    Accepted,
+    ExecuteProgress,
+    Held,
+    MaskedUpload,
+    Refusal,
+    SiloStatus,
+    UnmaskResponse,
+)
 
 #: Why a silo whose operator never decided a held query counts as not participating.
 NOT_DECIDED = "the clinic's operator did not decide before the deadline"
@@ -132,3 +140,18 @@ class QueryRun:
                 elif out.status in ("waiting", "running", "uploaded"):
                     out.status = "dropped"
                     out.reason = out.reason or "no answer before the deadline"
+
+
+def progress_of(run: QueryRun) -> ExecuteProgress:
+    """Each cohort member's status now (call with ``run.cond`` held)."""
+    return ExecuteProgress(
+        silos=tuple(
+            SiloStatus(
+                silo_id=silo_id,
+                status=out.status,
+                reason=out.reason,
+                budget_remaining=out.budget_remaining,
+            )
+            for silo_id, out in run.outcomes.items()
+        )
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -12,35 +10,34 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fedsql.audit import AuditLog, AuditRecord, release_digest
 from fedsql.catalog import Contract, SiloPolicy
 from fedsql.config.policy_watch import PolicySource
 from fedsql.errors import BudgetExhausted, ConfigError, Error, ProtocolError, QueryRejected
 from fedsql.privacy.accounting import micro_to_epsilon
 from fedsql.privacy.ledger import Ledger
-from fedsql.privacy.noise import sample_discrete_gaussian
-from fedsql.secagg.encoding import encode
 from fedsql.secagg.enrolment import SiloCredentials
 from fedsql.secagg.epochs import EpochKey, EpochKeyStore
-from fedsql.secagg.identity import IdentityKey, verify_signature
+from fedsql.secagg.identity import verify_signature
 from fedsql.secagg.keys import SiloKeyPair
 from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.secagg.qid_log import QidLog
 from fedsql.silo.approvals import ApprovalQueue
+from fedsql.silo.compute import noised_vector, partial_sql, salted
+from fedsql.silo.data_checks import check_clinic_data
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.holding import Decision, Holding
 from fedsql.silo.policy_checks import (
     budget_limit_micro,
-    budget_status,
+    budget_report,
     check_policy,
     policy_for_query,
 )
 from fedsql.silo.rate_limit import RateLimiter
 from fedsql.silo.signed_queries import check_analyst_signature
 from fedsql.silo.source_engines import QueryEngine, open_engine
+from fedsql.silo.state_files import RosterPin, audit_signer
 from fedsql.silo.translate import (
     abort_from_message,
     descriptor_from_request,
@@ -50,14 +47,11 @@ from fedsql.silo.translate import (
     roster_from_welcome,
     upload_to_message,
 )
-from fedsql.silo.vector import dense_vector
-from fedsql.sql.plan import SALT_PARAM
 from fedsql.transport.client import HubConnection, connect_to_hub
 from fedsql.transport.messages import (
     Abort,
     Accepted,
     BudgetQuery,
-    BudgetReport,
     Held,
     Hello,
     HubToSilo,
@@ -85,11 +79,6 @@ class SiloStats:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _salted(sql: str, salt: int) -> dict[str, object]:
-    """The named parameters of a partial query: the keyed-order salt, when the query uses it."""
-    return {SALT_PARAM: salt} if f"${SALT_PARAM}" in sql else {}
 
 
 class SiloAgent:
@@ -142,8 +131,7 @@ class SiloAgent:
         self.silo_id = policy.silo_id
         self.testing = testing
         self.engine: QueryEngine = open_engine(contract, policy, data_path, state_dir)
-        self._within_cap: dict[str, bool] = {}
-        self._check_data()
+        self._within_cap = check_clinic_data(self.engine, contract, policy)
         state = Path(state_dir)
         state.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(state / f"{self.silo_id}.ledger.sqlite")
@@ -153,7 +141,7 @@ class SiloAgent:
             raise ConfigError("the enrolled keys belong to another silo", key="silo.id")
         self._credentials = credentials
         self._authority_public = authority_public
-        self._roster_version_file = state / f"{self.silo_id}.roster-version"
+        self._roster_pin = RosterPin(state / f"{self.silo_id}.roster-version")
         self._epoch_keys: EpochKeyStore | None = None
         self._epoch_key: EpochKey | None = None
         if credentials is not None:
@@ -167,7 +155,9 @@ class SiloAgent:
         self.rates = RateLimiter(state / f"{self.silo_id}.rates.sqlite")
         self.audit = AuditLog(
             state / f"{self.silo_id}.audit.log",
-            self._audit_signer(state),
+            audit_signer(
+                state, self.silo_id, None if credentials is None else credentials.identity
+            ),
             verify_signature,
             log_id=f"silo:{self.silo_id}",
         )
@@ -183,20 +173,6 @@ class SiloAgent:
         self._conn: HubConnection | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"silo-{self.silo_id}")
         self._lock = threading.Lock()
-
-    def _audit_signer(self, state: Path) -> IdentityKey:
-        """The key that signs this silo's audit log: its identity, or a key of its own."""
-        if self._credentials is not None:
-            key = self._credentials.identity
-        else:
-            path = state / f"{self.silo_id}.audit.key"
-            if path.exists():
-                key = IdentityKey.load(path)
-            else:
-                key = IdentityKey.generate()
-                key.save(path)
-        (state / f"{self.silo_id}.audit.pub").write_text(key.public_bytes.hex() + "\n")
-        return key
 
     def current_policy(self) -> SiloPolicy:
         """The policy the next query runs under.
@@ -222,33 +198,6 @@ class SiloAgent:
                 **fields,  # type: ignore[arg-type]
             )
         )
-
-    def _check_data(self) -> None:
-        tables = self.engine.tables()
-        for name, columns in self.policy.shared.items():
-            table = self.contract.table(name)
-            if table is None or name not in tables:
-                raise ConfigError(
-                    f"shared table {name} is missing from the clinic's database",
-                    key=f"share.{name}",
-                )
-            for col in columns:
-                if col not in tables[name]:
-                    raise ConfigError(
-                        f"shared column {name}.{col} is missing from the clinic's database",
-                        key=f"share.{name}",
-                    )
-            if self.engine.row_count(name) > self.contract.secagg.max_rows_per_silo:
-                raise ConfigError(
-                    f"table {name} has more rows than the contract's max_rows_per_silo",
-                    key="secagg.max_rows_per_silo",
-                )
-            # The database is read-only, so a table in which no unit exceeds the row cap stays so:
-            # single-table queries there may skip the per-query cap (it could drop no row).
-            # Sources that change while the silo runs (snapshots, pushdown) are always capped.
-            self._within_cap[name] = self.engine.fixed_data and (
-                self.engine.max_rows_per_unit(name, table.unit) <= table.max_rows_per_unit
-            )
 
     def hello(self) -> Hello:
         """The first message on the stream: who this silo is and what it shares."""
@@ -331,17 +280,6 @@ class SiloAgent:
         except Exception:  # a worker must never die silently
             log.exception("silo %s failed handling %s", self.silo_id, type(msg).__name__)
 
-    def _pinned_roster_version(self) -> int:
-        try:
-            return int(self._roster_version_file.read_text())
-        except (OSError, ValueError):
-            return 0
-
-    def _pin_roster_version(self, version: int) -> None:
-        tmp = self._roster_version_file.with_suffix(".tmp")
-        tmp.write_text(str(version))
-        tmp.replace(self._roster_version_file)
-
     def _claim_qid(self, qid: bytes) -> bool:
         # The ledger records every admitted query id durably (its charge refuses a repeat,
         # atomically); a query id it already holds is a replay, also after a restart.
@@ -362,15 +300,15 @@ class SiloAgent:
                     identity=self._credentials.identity if self._credentials else None,
                     authority_public=self._authority_public,
                     contract_hash=self.contract.fingerprint if signed else None,
-                    min_roster_version=self._pinned_roster_version() if signed else 0,
+                    min_roster_version=self._roster_pin.version() if signed else 0,
                     epoch_keys=self._epoch_keys,
                 )
             else:
                 self._session.update_roster(roster, welcome.epoch)
             if self._epoch_keys is not None and welcome.epoch_keys:
                 self._session.add_epoch_keys(epoch_key_from_message(k) for k in welcome.epoch_keys)
-            if self._credentials is not None and roster.version > self._pinned_roster_version():
-                self._pin_roster_version(roster.version)
+            if self._credentials is not None and roster.version > self._roster_pin.version():
+                self._roster_pin.pin(roster.version)
             self._roster = roster
         self._welcome.set()
 
@@ -430,8 +368,8 @@ class SiloAgent:
         """Every check of a query under ``policy``, before any data is touched."""
         admission = admit(request, self.contract, policy, testing=self.testing)
         check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
-        sql = self._partial_sql(admission)
-        self.engine.bind(sql, _salted(sql, 0))
+        sql = partial_sql(admission, self._within_cap)
+        self.engine.bind(sql, salted(sql, 0))
         return admission
 
     def _on_decision(self, decision: Decision) -> None:
@@ -502,7 +440,13 @@ class SiloAgent:
         )
         descriptor = descriptor_from_request(request)
         try:
-            vector = self._compute(admission, request, policy)
+            vector = noised_vector(
+                self.engine,
+                admission,
+                self._within_cap,
+                policy.query_timeout_s,
+                on_run=lambda: self._executed(request),
+            )
             upload = session.upload(descriptor, vector)
         except Error as exc:
             # The charge stands: a query that failed after execution started costs its epsilon.
@@ -516,57 +460,22 @@ class SiloAgent:
         self._record(request, "release", release_digest=release_digest(upload.canonical()))
         self._send(upload_to_message(upload))
 
-    def _partial_sql(self, admission: Admission) -> str:
-        plan = admission.plan
-        if plan.partial_sql_uncapped and all(self._within_cap.get(t, False) for t in plan.tables):
-            return plan.partial_sql_uncapped
-        return plan.partial_sql
-
-    def _compute(
-        self, admission: Admission, request: QueryRequest, policy: SiloPolicy
-    ) -> np.ndarray:
-        plan = admission.plan
-        sql = self._partial_sql(admission)
-        names, rows = self.engine.run(
-            sql, _salted(sql, secrets.randbits(63)), policy.query_timeout_s
-        )
+    def _executed(self, request: QueryRequest) -> None:
+        """The partial query of ``request`` ran (counted, and reported to the test hook)."""
         self.stats.executed += 1
         if self._on_executed is not None:
             self._on_executed(request.qid.hex())
-        values = dense_vector(plan, names, rows)
-        encoded = encode(values, admission.encoding, plan.cells)
-        if admission.noise is not None:
-            n_measures = len(plan.measures)
-            for j, mn in enumerate(admission.noise.measures):
-                assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(
-                    mn.sigma_local_encoded
-                )
-                encoded[j::n_measures] += sample_discrete_gaussian(
-                    mn.sigma_local_encoded, plan.cells
-                )
-        del values
-        return encoded
 
     def _on_budget_query(self, msg: object) -> None:
         """Tell the hub an analyst's figures from this clinic's ledger (nothing if the policy is
         invalid: the clinic answers nothing then)."""
         assert isinstance(msg, BudgetQuery)
         try:
-            status = budget_status(self.current_policy(), msg.analyst, self.ledger, _now_ms())
+            policy = self.current_policy()
         except Error as exc:
             log.warning("silo %s did not answer a budget inquiry: %s", self.silo_id, exc)
             return
-        self._send(
-            BudgetReport(
-                request_id=msg.request_id,
-                silo_id=self.silo_id,
-                analyst=msg.analyst,
-                spent=micro_to_epsilon(status.spent),
-                budget=micro_to_epsilon(status.budget),
-                left=micro_to_epsilon(status.left),
-                queries=status.queries,
-            )
-        )
+        self._send(budget_report(msg, self.silo_id, policy, self.ledger, _now_ms()))
 
     def _on_unmask(self, msg: object) -> None:
         assert isinstance(msg, UnmaskRequest)

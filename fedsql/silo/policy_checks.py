@@ -20,6 +20,7 @@ from fedsql.errors import ConfigError, QueryRejected, UnknownObject
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.ledger import Ledger
 from fedsql.sql.plan import FederatedPlan
+from fedsql.transport.messages import BudgetQuery, BudgetReport
 
 __all__ = [
     "BudgetStatus",
@@ -253,4 +254,20 @@ def budget_status(policy: SiloPolicy, analyst: str, ledger: Ledger, now_ms: int)
         left=max(0, budget - spent),
         window_days=days,
         queries=len(entries),
+    )
+
+
+def budget_report(
+    query: BudgetQuery, silo_id: str, policy: SiloPolicy, ledger: Ledger, now_ms: int
+) -> BudgetReport:
+    """This clinic's answer to a budget inquiry: the analyst's figures from its own ledger."""
+    status = budget_status(policy, query.analyst, ledger, now_ms)
+    return BudgetReport(
+        request_id=query.request_id,
+        silo_id=silo_id,
+        analyst=query.analyst,
+        spent=micro_to_epsilon(status.spent),
+        budget=micro_to_epsilon(status.budget),
+        left=micro_to_epsilon(status.left),
+        queries=status.queries,
     )
