@@ -420,6 +420,8 @@ class Hub:
         prepared: Prepared,
         *,
         watch: Callable[[QueryRun], None] | None = None,
+        signed: ExecuteRequest | None = None,
+        model_round: int = 0,
     ) -> tuple[QueryRun, tuple[str, ...], np.ndarray]:
         """Run one secure aggregation of a prepared query over its cohort.
 
@@ -427,6 +429,9 @@ class Hub:
             req: The request (SQL, parameters, analyst).
             prepared: Its plan, noise and encoding.
             watch: Called with the query's run as soon as it exists.
+            signed: For a round of a model query, the analyst's own request, whose signed
+                statement (original SQL, total epsilon) is relayed with the round.
+            model_round: The round's index, 0-based (with ``signed``).
 
         Returns:
             The run (each silo's outcome), the survivors and the decoded noisy totals.
@@ -452,8 +457,10 @@ class Hub:
                 request_from_descriptor(session.desc),
                 analyst_nonce=req.nonce,
                 analyst_issued_ms=req.issued_ms,
-                analyst_epsilon=req.epsilon,
+                analyst_epsilon=req.epsilon if signed is None else signed.epsilon,
                 analyst_signature=req.signature,
+                analyst_sql="" if signed is None else signed.sql,
+                analyst_round=model_round,
             )
             for channel in channels.values():
                 channel.send(request)

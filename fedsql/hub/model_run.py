@@ -8,6 +8,12 @@ round is an ordinary query of the federation whose SQL is the analyst's with the
 coefficients added (``at => [...]``) and whose epsilon is its share (rounded down to a
 micro-epsilon), so every silo re-plans, bounds, charges and noises every round itself. Rounds
 that convergence makes unnecessary (noise off) are not run and not charged.
+
+When the analyst signed the model query, every round relays that one signed statement (the
+original SQL and total epsilon, the nonce and time) with the round's index; each silo checks the
+round against it (:mod:`fedsql.silo.signed_models`: the round's SQL is the signed SQL with
+coefficients added, its epsilon is the round's share of the signed total, rounds come in order
+and never exceed ``max_iter`` or the total).
 """
 
 from __future__ import annotations
@@ -22,17 +28,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from fedsql.errors import BudgetExhausted, QueryRejected, QuorumNotMet
+from fedsql.errors import BudgetExhausted, QuorumNotMet
 from fedsql.hub.finalize import partials_table
 from fedsql.hub.planning import Prepared
 from fedsql.hub.query_run import QueryRun
 from fedsql.hub.reply import arrow_ipc, silo_statuses
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
+from fedsql.privacy.round_shares import round_epsilons
 from fedsql.sql.plan import FederatedPlan, ModelSpec
 from fedsql.sql.regression import round_sql
 from fedsql.train import RoundTotals, fit_linear, fit_logistic, model_table
 from fedsql.train.fit import CellFit
 from fedsql.transport.messages import ExecuteReply, ExecuteRequest
+
+__all__ = ["explain_model", "round_epsilons", "run_model"]
 
 if TYPE_CHECKING:
     from fedsql.hub.coordinator import Hub
@@ -54,43 +63,6 @@ class _Round:
     sigmas: tuple[float, ...]
     usable: tuple[bool, ...]
     seconds: float
-
-
-def round_epsilons(total: str, rounds: int) -> tuple[str, ...]:
-    """Each round's epsilon: 1/2 for the last, 1/4 for the one before, the rest equally.
-
-    Args:
-        total: The model's epsilon.
-        rounds: The most rounds (``max_iter``).
-
-    Returns:
-        One epsilon per round; they add up to at most ``total``.
-
-    Raises:
-        QueryRejected: A share would be zero.
-
-    >>> round_epsilons("1", 4)
-    ('0.125', '0.125', '0.25', '0.5')
-    >>> round_epsilons("1", 2)
-    ('0.5', '0.5')
-    >>> round_epsilons("1", 1)
-    ('1',)
-    """
-    micro = epsilon_to_micro(total)
-    tail = [micro // 4, micro // 2]
-    if rounds == 1:
-        tail = [micro]
-    elif rounds == 2:
-        tail = [micro // 2, micro // 2]
-    early = rounds - len(tail)
-    each = (micro - sum(tail)) // early if early else 0
-    shares = [each] * early + tail
-    if min(shares) < 1:
-        raise QueryRejected(
-            f"epsilon {total} split over {rounds} rounds leaves nothing per round; ask for more "
-            "epsilon or fewer rounds (max_iter)"
-        )
-    return tuple(micro_to_epsilon(m) for m in shares)
 
 
 def explain_model(prepared: Prepared) -> list[str]:
@@ -139,9 +111,15 @@ def run_model(
     assert spec is not None
     rounds: list[_Round] = []
 
-    def aggregate(request: ExecuteRequest, ready: Prepared) -> _Round:
+    def aggregate(request: ExecuteRequest, ready: Prepared, index: int | None = None) -> _Round:
         begun = time.monotonic()
-        run, survivors, values = hub.aggregate(request, ready, watch=watch if not rounds else None)
+        run, survivors, values = hub.aggregate(
+            request,
+            ready,
+            watch=watch if not rounds else None,
+            signed=None if index is None else req,
+            model_round=index or 0,
+        )
         noise = ready.noise
         k = len(survivors)
         sigmas = tuple(
@@ -172,7 +150,7 @@ def run_model(
         def evaluate(at: Sequence[float], index: int) -> RoundTotals:
             share = shares[index]
             request = dataclasses.replace(req, sql=round_sql(req.sql, at), epsilon=share)
-            done = aggregate(request, hub.prepare(request))
+            done = aggregate(request, hub.prepare(request), index)
             _check_budgets(done, shares[: index + 1], shares[index + 1 :])
             return RoundTotals(done.values, done.sigmas, done.usable)
 

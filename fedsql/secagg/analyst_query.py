@@ -89,13 +89,17 @@ class SignedQuery:
         return dataclasses.replace(self, signature=b"")
 
 
-def check_signed_query(query: SignedQuery, analyst_public: bytes, now_ms: int) -> None:
+def check_signed_query(
+    query: SignedQuery, analyst_public: bytes, now_ms: int, window_ms: int = FRESHNESS_MS
+) -> None:
     """Check an analyst's signature and its freshness (the caller checks the nonce is new).
 
     Args:
         query: The statement as received, with its signature.
         analyst_public: The analyst's enrolled Ed25519 key (from the signed roster).
         now_ms: The checker's clock, Unix milliseconds.
+        window_ms: How far the signing time may be from ``now_ms`` (a signed model's later
+            rounds are allowed the model's lifetime).
 
     Raises:
         ProtocolError: The query is unsigned, the signature does not verify (altered, or signed
@@ -114,9 +118,9 @@ def check_signed_query(query: SignedQuery, analyst_public: bytes, now_ms: int) -
         )
     if len(query.nonce) != NONCE_BYTES:
         raise ProtocolError("the query's nonce must be 16 bytes")
-    if abs(now_ms - query.issued_ms) > FRESHNESS_MS:
+    if abs(now_ms - query.issued_ms) > window_ms:
         raise ProtocolError(
             f"the query was signed {abs(now_ms - query.issued_ms) // 1000} s away from this "
-            f"silo's clock; at most {FRESHNESS_MS // 1000} s is accepted (check the clocks, "
+            f"silo's clock; at most {window_ms // 1000} s is accepted (check the clocks, "
             "or sign again)"
         )

@@ -28,6 +28,7 @@ from fedsql.silo.compute import noised_vector, partial_sql, salted
 from fedsql.silo.data_checks import check_clinic_data
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.holding import Decision, Holding
+from fedsql.silo.model_rounds import ModelRoundLog
 from fedsql.silo.policy_checks import (
     budget_limit_micro,
     budget_report,
@@ -162,6 +163,7 @@ class SiloAgent:
             log_id=f"silo:{self.silo_id}",
         )
         self.nonces = QidLog(state / f"{self.silo_id}.nonces.sqlite")
+        self.model_rounds = ModelRoundLog(state / f"{self.silo_id}.model-rounds.sqlite")
         self.approvals = ApprovalQueue(state / f"{self.silo_id}.approvals.sqlite")
         self.approvals.abandon(_now_ms(), "the silo restarted before the query ran")
         self.holding = Holding(self.approvals, self._on_decision)
@@ -252,6 +254,7 @@ class SiloAgent:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
         self.nonces.close()
+        self.model_rounds.close()
         self.rates.close()
         self.audit.close()
 
@@ -348,7 +351,9 @@ class SiloAgent:
             return
         policy: SiloPolicy | None = None
         try:
-            check_analyst_signature(request, roster, self.contract, self.nonces, _now_ms())
+            check_analyst_signature(
+                request, roster, self.contract, self.nonces, _now_ms(), self.model_rounds
+            )
             policy = self.current_policy()
             admission = self._admit(request, policy)
             self.rates.check_and_record(request.analyst, time.time(), policy.rate_limit)

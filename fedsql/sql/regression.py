@@ -99,6 +99,90 @@ def round_sql(sql: str, at: Sequence[float]) -> str:
     return tree.sql(DIALECT)
 
 
+def model_rounds(sql: str) -> int | None:
+    """The most Newton rounds (``max_iter``) of a logistic model query, or None for any other.
+
+    A silo uses it on the SQL an analyst signed to tell a model query, whose rounds the hub
+    builds, from an ordinary one.
+
+    Args:
+        sql: SQL text as the analyst signed it.
+
+    Returns:
+        ``max_iter`` of its LOGISTIC_REGRESSION call, or None when there is none.
+
+    Raises:
+        QueryRejected: The text does not parse, its options are invalid, or it names ``at``.
+
+    >>> model_rounds("SELECT LOGISTIC_REGRESSION(y, x, max_iter => 3) FROM t")
+    3
+    >>> model_rounds("SELECT COUNT(*) FROM t") is None
+    True
+    """
+    call = model_call(parse_statement(sql))
+    if call is None or str(call.name).upper() != "LOGISTIC_REGRESSION":
+        return None
+    options, at = _options(call, "logistic", str(call.name).upper())
+    if at:
+        raise QueryRejected(f"`{AT}` is set by fedsql for each round; remove it from the query")
+    return int(options["max_iter"])
+
+
+def unround_sql(sql: str) -> tuple[str, tuple[float, ...]]:
+    """Undo :func:`round_sql`: the canonical SQL without ``at => [...]``, and the coefficients.
+
+    Args:
+        sql: The SQL of one Newton round.
+
+    Returns:
+        The round's SQL with its ``at`` argument removed, in canonical form (as
+        :func:`canonical_sql` writes it), and the coefficients it named.
+
+    Raises:
+        QueryRejected: The text does not parse, has no model call, or names no ``at``.
+
+    >>> unround_sql("SELECT LOGISTIC_REGRESSION(y, x, at => [0.5, -1.0]) FROM t")
+    ('SELECT LOGISTIC_REGRESSION(y, x) FROM t', (0.5, -1.0))
+    """
+    tree = parse_statement(sql)
+    call = model_call(tree)
+    if call is None:
+        raise QueryRejected("the round's SQL has no model aggregate")
+    kept: list[exp.Expr] = []
+    at: tuple[float, ...] | None = None
+    for arg in call.expressions:
+        if isinstance(arg, exp.Kwarg) and str(arg.this.name).lower() == AT:
+            if at is not None or not isinstance(arg.expression, exp.Array):
+                raise QueryRejected(f"the round's SQL must name `{AT}` once, as a list of numbers")
+            at = tuple(
+                _literal_number(v, f"each value of `{AT}`") for v in arg.expression.expressions
+            )
+        else:
+            kept.append(arg)
+    if at is None:
+        raise QueryRejected(f"the round's SQL names no `{AT}` coefficients")
+    call.set("expressions", kept)
+    return tree.sql(DIALECT), at
+
+
+def canonical_sql(sql: str) -> str:
+    """The text of ``sql`` as the planner writes it back (whitespace, case and quoting fixed).
+
+    Args:
+        sql: SQL text.
+
+    Returns:
+        The canonical text.
+
+    Raises:
+        QueryRejected: The text does not parse.
+
+    >>> canonical_sql("select  count(*)  from t")
+    'SELECT COUNT(*) FROM t'
+    """
+    return parse_statement(sql).sql(DIALECT)
+
+
 def plan_model(
     sql: str,
     select: exp.Select,

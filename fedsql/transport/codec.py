@@ -200,6 +200,8 @@ def _query_request_pb(m: QueryRequest) -> pb.QueryRequest:
         analyst_issued_ms=m.analyst_issued_ms,
         analyst_epsilon=m.analyst_epsilon,
         analyst_signature=m.analyst_signature,
+        analyst_sql=m.analyst_sql,
+        analyst_round=m.analyst_round,
     )
 
 
@@ -516,6 +518,8 @@ def _query_request(p: pb.QueryRequest) -> QueryRequest:
         analyst_issued_ms=p.analyst_issued_ms,
         analyst_epsilon=p.analyst_epsilon,
         analyst_signature=p.analyst_signature,
+        analyst_sql=p.analyst_sql,
+        analyst_round=p.analyst_round,
     )
 
 

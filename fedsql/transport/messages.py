@@ -258,6 +258,10 @@ class QueryRequest:
     analyst_issued_ms: int = 0
     analyst_epsilon: str = ""
     analyst_signature: bytes = b""
+    #: For a round of a signed model query: the SQL the analyst signed (``sql`` is the round's,
+    #: with its coefficients added) and the round's index, 0-based; empty and 0 otherwise.
+    analyst_sql: str = ""
+    analyst_round: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from fedsql.errors import QueryRejected, UnknownObject
 from fedsql.sql import FederatedPlan, plan_query
-from fedsql.sql.regression import round_sql
+from fedsql.sql.regression import canonical_sql, model_rounds, round_sql, unround_sql
 
 from .test_bounding import _without_clamping, _without_row_cap, _worst_ratio, neighbours
 from .testbed import CONTRACT, VISIBLE
@@ -166,3 +166,22 @@ def test_model_partial_sql_computes_the_sufficient_statistics() -> None:
     z = np.c_[np.ones(200), age, bmi]
     expected = [(z[:, a] * z[:, b]).sum() for a in range(3) for b in range(a, 3)]
     assert np.allclose(totals, expected)
+
+
+def test_unround_sql_undoes_round_sql_and_model_rounds_reads_max_iter() -> None:
+    sql = "select sex, LOGISTIC_REGRESSION(y, x, max_iter => 7) as m from t where a > 1 group by 1"
+    at = [0.25, -1.5e-7, 3.0]
+    base, back = unround_sql(round_sql(sql, at))
+    assert back == tuple(at)
+    assert base == canonical_sql(sql)
+    assert round_sql(sql, back) == round_sql(sql, at)
+    assert model_rounds(sql) == 7
+    assert model_rounds("SELECT LOGISTIC_REGRESSION(y, x) FROM t") == 10
+    assert model_rounds("SELECT LINEAR_REGRESSION(y, x) FROM t") is None
+    assert model_rounds("SELECT COUNT(*) FROM t") is None
+    with pytest.raises(QueryRejected, match="set by fedsql"):
+        model_rounds(round_sql(sql, at))
+    with pytest.raises(QueryRejected, match="names no `at`"):
+        unround_sql(sql)
+    with pytest.raises(QueryRejected, match="once, as a list"):
+        unround_sql("SELECT LOGISTIC_REGRESSION(y, x, at => 1) FROM t")

@@ -636,6 +636,8 @@ class QueryRequest(_message.Message):
     ANALYST_ISSUED_MS_FIELD_NUMBER: _builtins.int
     ANALYST_EPSILON_FIELD_NUMBER: _builtins.int
     ANALYST_SIGNATURE_FIELD_NUMBER: _builtins.int
+    ANALYST_SQL_FIELD_NUMBER: _builtins.int
+    ANALYST_ROUND_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     fed_id: _builtins.str
     roster_version: _builtins.int
@@ -663,6 +665,11 @@ class QueryRequest(_message.Message):
     analyst_issued_ms: _builtins.int
     analyst_epsilon: _builtins.str
     analyst_signature: _builtins.bytes
+    analyst_sql: _builtins.str
+    """A round of a signed model query: the SQL the analyst signed (the round's own SQL adds its
+    coefficients) and the round's index, 0-based. Empty and 0 for any other query.
+    """
+    analyst_round: _builtins.int
     @_builtins.property
     def cohort(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sorted silo ids."""
@@ -702,10 +709,12 @@ class QueryRequest(_message.Message):
         analyst_issued_ms: _builtins.int = ...,
         analyst_epsilon: _builtins.str = ...,
         analyst_signature: _builtins.bytes = ...,
+        analyst_sql: _builtins.str = ...,
+        analyst_round: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "analyst_epsilon", b"analyst_epsilon", "analyst_issued_ms", b"analyst_issued_ms", "analyst_nonce", b"analyst_nonce", "analyst_signature", b"analyst_signature", "cells", b"cells", "cohort", b"cohort", "deadline_ms", b"deadline_ms", "dimension", b"dimension", "encoding", b"encoding", "epoch", b"epoch", "epsilon_charge", b"epsilon_charge", "fed_id", b"fed_id", "n_min", b"n_min", "params_json", b"params_json", "plan_hash", b"plan_hash", "qid", b"qid", "rho_charge", b"rho_charge", "roster_version", b"roster_version", "sigma_loc", b"sigma_loc", "signature", b"signature", "sql", b"sql", "threshold", b"threshold", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analyst", b"analyst", "analyst_epsilon", b"analyst_epsilon", "analyst_issued_ms", b"analyst_issued_ms", "analyst_nonce", b"analyst_nonce", "analyst_round", b"analyst_round", "analyst_signature", b"analyst_signature", "analyst_sql", b"analyst_sql", "cells", b"cells", "cohort", b"cohort", "deadline_ms", b"deadline_ms", "dimension", b"dimension", "encoding", b"encoding", "epoch", b"epoch", "epsilon_charge", b"epsilon_charge", "fed_id", b"fed_id", "n_min", b"n_min", "params_json", b"params_json", "plan_hash", b"plan_hash", "qid", b"qid", "rho_charge", b"rho_charge", "roster_version", b"roster_version", "sigma_loc", b"sigma_loc", "signature", b"signature", "sql", b"sql", "threshold", b"threshold", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
