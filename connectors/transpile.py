@@ -26,6 +26,7 @@ through ``CASE WHEN x IS NULL`` first, so engines that propagate NULL through LE
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sqlglot import ErrorLevel, exp, parse_one
@@ -46,6 +47,7 @@ PUSHDOWN_SAFE: tuple[type[exp.Expr], ...] = (
     # the planner's query shape
     exp.With, exp.CTE, exp.Select, exp.From, exp.Where, exp.Group, exp.Qualify, exp.Window,
     exp.RowNumber, exp.Order, exp.Ordered, exp.Alias, exp.Column, exp.Identifier, exp.Table,
+    exp.Join, exp.Subquery, exp.Exists, exp.Distinct,
     exp.TableAlias, exp.Star, exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.DataType,
     exp.DataTypeParam, exp.Paren, exp.Count, exp.Sum, exp.Case, exp.If, exp.Is, exp.Greatest,
     exp.Least, exp.Cast, exp.Try,
@@ -116,6 +118,8 @@ def check_pushdown_safe(tree: exp.Expr) -> None:
         elif isinstance(node, exp.Mod | exp.IntDiv):
             if not isinstance(node.parent, exp.Try):
                 name = "%" if isinstance(node, exp.Mod) else "//"
+        elif isinstance(node, exp.Join | exp.Subquery | exp.Distinct | exp.Mul):
+            name = _structure_refused(node)
         elif isinstance(node, exp.Like):
             pattern = node.expression
             if not isinstance(pattern, exp.Literal) or "\\" in str(pattern.this):
@@ -128,6 +132,49 @@ def check_pushdown_safe(tree: exp.Expr) -> None:
                 "single row or give another answer than DuckDB; it cannot guard it, so the "
                 "query is refused here: rewrite the condition without it"
             )
+
+
+def _structure_refused(node: exp.Expr) -> str:
+    """The name of a join, subquery, DISTINCT or product outside the shapes that answer like
+    DuckDB everywhere, or "" when it is one of them.
+
+    * ``JOIN`` / ``LEFT JOIN ... ON``: inner and left joins mean the same in every engine
+      (RIGHT / FULL joins, ``USING`` and ``NATURAL`` joins are refused: MariaDB has no FULL
+      JOIN, and the planner writes none of them).
+    * a subquery in FROM / JOIN (an inlined CTE or derived table) or as the list of ``IN`` /
+      ``NOT IN``: the three-valued logic of ``NOT IN`` over a list holding NULL is the SQL
+      standard's in all three engines. A subquery used as a value is refused: a scalar
+      subquery returning two rows fails in PostgreSQL and MariaDB on the data alone.
+    * ``DISTINCT`` of a SELECT, or of ``COUNT`` over one column (``DISTINCT ON`` is refused).
+    * a product only as the planner's sum of squares ``SUM(a * a)`` of one clamped value slot,
+      whose bounds the contract fixes; an analyst's product is guarded by TRY, refused below.
+    """
+    if isinstance(node, exp.Join):
+        plain = node.args.get("on") is not None and not node.args.get("using")
+        if plain and node.side in ("", "LEFT") and node.kind in ("", "INNER", "OUTER"):
+            if not node.args.get("method"):
+                return ""
+        return "this kind of JOIN"
+    if isinstance(node, exp.Subquery):
+        parent = node.parent
+        if isinstance(parent, exp.From | exp.Join):
+            return ""
+        if isinstance(parent, exp.In) and parent.args.get("query") is node:
+            return ""
+        return "a subquery used as a value"
+    if isinstance(node, exp.Distinct):
+        if node.args.get("on") is not None:
+            return "DISTINCT ON"
+        if isinstance(node.parent, exp.Select) and node.arg_key == "distinct":
+            return ""
+        if isinstance(node.parent, exp.Count) and len(node.expressions) == 1:
+            return ""
+        return "DISTINCT"
+    left, right = node.this, node.expression
+    square = isinstance(left, exp.Column) and left == right and not left.table
+    if square and isinstance(node.parent, exp.Sum) and re.fullmatch(r"a\d+", left.name):
+        return ""
+    return "MUL"
 
 
 def _guard(node: exp.Try) -> exp.Expr:
@@ -182,17 +229,22 @@ def transpile_partial(
         if isinstance(node, exp.Table) and not node.args.get("db"):
             name = str(node.name).lower()
             if name in relations:
+                alias = node.alias or name
+                relation = relations[name].copy()
+                if "" not in row_ids_read and alias.lower() not in row_ids_read:
+                    _drop_row_id_column(relation)
                 return exp.Subquery(
-                    this=relations[name].copy(),
-                    alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)),
+                    this=relation,
+                    alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
                 )
             return node
         if isinstance(node, exp.Column) and node.name.lower() == DUCKDB_ROW_ID:
-            return exp.Column(this=exp.to_identifier(ROW_ID, quoted=True))
+            qualifier = exp.to_identifier(node.table, quoted=True) if node.table else None
+            return exp.Column(this=exp.to_identifier(ROW_ID, quoted=True), table=qualifier)
         if isinstance(node, exp.Anonymous) and str(node.name).upper() == "HASH":
-            args = node.expressions
-            if len(args) == 2 and isinstance(args[1], exp.Placeholder):
-                return salted_hash(args[0].copy(), salt)
+            *row_ids, key = node.expressions
+            if row_ids and isinstance(key, exp.Placeholder):
+                return salted_hash(_one_row_id(row_ids), salt)
         if isinstance(node, exp.Placeholder) and node.name == SALT_PARAMETER:
             return exp.Literal.number(salt)
         if isinstance(node, exp.Year | exp.Month | exp.Day | exp.Quarter):
@@ -201,6 +253,13 @@ def transpile_partial(
             return exp.Cast(this=node, to=exp.DataType.build("BIGINT"))
         return node
 
+    capped = uses_row_cap(partial_sql)
+    # Relations (by alias; "" for an unqualified rowid) whose row identity the query reads.
+    row_ids_read = {
+        c.table.lower() for c in tree.find_all(exp.Column) if c.name.lower() == DUCKDB_ROW_ID
+    }
+    if not capped:
+        row_ids_read.clear()
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     missing = [
         t.name
@@ -209,9 +268,9 @@ def transpile_partial(
     ]
     if missing:
         raise QueryRejected(f"table {missing[0]} has no binding at this clinic")
+    if not capped:
+        _drop_row_id(tree)
     rewritten = tree.transform(rewrite)
-    if not uses_row_cap(partial_sql):
-        _drop_row_id(rewritten)
     if dialect != PLANNER_DIALECT:
         _sums_as_double(rewritten)
     return rewritten.sql(dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
@@ -229,8 +288,37 @@ def _sums_as_double(tree: exp.Expr) -> None:
             target.replace(exp.Cast(this=target.copy(), to=exp.DataType.build("DOUBLE")))
 
 
+def _one_row_id(row_ids: list[exp.Expr]) -> exp.Expr:
+    """One row identity from the joined relations' ones (``__rid0``, ``__rid1``, ...).
+
+    A single identity is kept as it is; several are joined as text, a NULL one (the right side
+    of a LEFT JOIN without a match) read as empty text, so the keyed hash never turns NULL.
+
+    >>> _one_row_id([exp.column("a"), exp.column("b")]).sql("postgres")
+    "CONCAT(COALESCE(CAST(a AS TEXT), ''), ':', COALESCE(CAST(b AS TEXT), ''))"
+    """
+    if len(row_ids) == 1:
+        return row_ids[0].copy()
+    parts: list[exp.Expr] = []
+    for row_id in row_ids:
+        if parts:
+            parts.append(exp.Literal.string(":"))
+        text = exp.Cast(this=row_id.copy(), to=exp.DataType.build("TEXT"))
+        parts.append(exp.Coalesce(this=text, expressions=[exp.Literal.string("")]))
+    return exp.Anonymous(this="CONCAT", expressions=parts)
+
+
+def _drop_row_id_column(relation: exp.Expr) -> None:
+    """Remove the row identity from a bound relation whose identity the query does not read
+    (the relation of an IN / EXISTS subquery, or of an uncapped query)."""
+    for alias in list(relation.find_all(exp.Alias)):
+        if alias.alias == ROW_ID and alias.parent is relation:
+            alias.pop()
+
+
 def _drop_row_id(tree: exp.Expr) -> None:
-    """Remove the unused row identity projection of an uncapped query."""
+    """Remove the unused row identity projections (``__rid``, ``__rid0``, ...) of an uncapped
+    query."""
     for alias in list(tree.find_all(exp.Alias)):
-        if alias.alias == "__rid":
+        if re.fullmatch(r"__rid\d*", alias.alias):
             alias.pop()
