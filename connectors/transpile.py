@@ -221,7 +221,9 @@ def _text_of(node: exp.Cast, types: ColumnTypes, dialect: str) -> exp.Expr | Non
         return exp.Case(
             ifs=[
                 exp.If(this=node.this.copy(), true=exp.Literal.string("true")),
-                exp.If(this=exp.not_(exp.paren(node.this.copy())), true=exp.Literal.string("false")),
+                exp.If(
+                    this=exp.not_(exp.paren(node.this.copy())), true=exp.Literal.string("false")
+                ),
             ]
         )
     return node.copy()
@@ -343,6 +345,10 @@ def transpile_partial(
         raise QueryRejected(f"table {missing[0]} has no binding at this clinic")
     if not capped:
         _drop_row_id(tree)
+    if dialect != PLANNER_DIALECT:
+        tree = tree.transform(
+            lambda node: (_exists_as_in(node) or node) if isinstance(node, exp.Exists) else node
+        )
     rewritten = tree.transform(rewrite)
     if dialect != PLANNER_DIALECT:
         _sums_as_double(rewritten)
@@ -370,6 +376,45 @@ def _types_by_alias(tree: exp.Expr, column_types: ColumnTypes) -> dict[str, Mapp
     if len(tables) == 1 and not tables[0].alias:
         out[""] = column_types[tables[0].name.lower()]
     return out
+
+
+def _exists_as_in(node: exp.Exists) -> exp.Expr | None:
+    """An ``EXISTS`` correlated on one equality only, as the semi-join it is, or None.
+
+    ``EXISTS (SELECT 1 FROM r AS i WHERE i.u = o.u AND c)`` becomes
+    ``(o.u IS NOT NULL AND o.u IN (SELECT i.u FROM r AS i WHERE c AND i.u IS NOT NULL))``:
+    true and false on exactly the same rows, never NULL (so ``NOT`` keeps its meaning), and
+    MariaDB, which runs a correlated subquery over a derived table once per outer row, runs
+    this one once as a hashed semi-join.
+    """
+    select = node.this
+    where = select.args.get("where") if isinstance(select, exp.Select) else None
+    if where is None or any(select.args.get(k) for k in ("group", "having", "joins")):
+        return None
+    inner = {t.alias_or_name.lower() for t in select.find_all(exp.Table)}
+    conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    for i, conjunct in enumerate(conjuncts):
+        if not isinstance(conjunct, exp.EQ):
+            continue
+        sides = [conjunct.this, conjunct.expression]
+        if not all(isinstance(side, exp.Column) and side.table for side in sides):
+            continue
+        inside = [side for side in sides if side.table.lower() in inner]
+        if len(inside) != 1:
+            continue
+        inner_column = inside[0]
+        outer_column = sides[1] if inner_column is sides[0] else sides[0]
+        rest = [c for j, c in enumerate(conjuncts) if j != i]
+        columns = [c for part in (*rest, select.args["from_"]) for c in part.find_all(exp.Column)]
+        if any(not c.table or c.table.lower() not in inner for c in columns):
+            return None  # correlated on something else as well: kept as EXISTS
+        present = exp.not_(exp.paren(exp.Is(this=inner_column.copy(), expression=exp.Null())))
+        semi = exp.select(inner_column.copy()).from_(select.args["from_"].this.copy())
+        semi = semi.where(exp.and_(*(exp.paren(c.copy()) for c in rest), present))
+        known = exp.not_(exp.paren(exp.Is(this=outer_column.copy(), expression=exp.Null())))
+        member = exp.In(this=outer_column.copy(), query=exp.Subquery(this=semi))
+        return exp.Paren(this=exp.and_(known, member))
+    return None
 
 
 def _boolean_as_integer(node: exp.Cast, types: ColumnTypes) -> exp.Expr:

@@ -55,6 +55,10 @@ def _relations(
     return {"patients": select}
 
 
+def _types(contract: Contract) -> dict[str, dict[str, str]]:
+    return {t.name: {c.name: c.type for c in t.columns} for t in contract.tables}
+
+
 def _partial(contract: Contract, sql: str, capped: bool = True) -> str:
     visible = {t.name: t.column_names for t in contract.tables}
     plan = plan_query(sql, None, contract, visible)
@@ -235,13 +239,15 @@ def test_joins_subqueries_distinct_and_products_outside_the_planner_shapes_are_r
     assert named in str(e.value)
 
 
-# Five patients: a NULL unit, a negative age (clamped to 0 before it is squared), a NULL bmi.
+# Six patients: a NULL unit, negative ages and bmi (clamped before they are summed or
+# squared), a NULL bmi, sex and zip.
 ROWS = [
     (1, "a", 30, "F", "z", 20.0),
     (2, "b", 50, "M", "z", None),
     (3, "c", -7, "M", None, 30.0),
     (4, "d", 45, "F", "y", 35.5),
     (None, "e", 60, "F", "z", 25.0),
+    (5, "f", 20, None, "x", -3.5),
 ]
 SEMANTICS = [
     # NOT IN over a list holding NULL (the NULL unit is 60 > 40) keeps no row anywhere.
@@ -251,10 +257,19 @@ SEMANTICS = [
     "patients WHERE age < 40) GROUP BY sex",
     "SELECT sex, COUNT(*) FROM patients p WHERE NOT EXISTS (SELECT 1 FROM patients q WHERE "
     "q.patient_id = p.patient_id AND q.age > 40) GROUP BY sex",
+    "SELECT sex, COUNT(*) FROM patients p WHERE EXISTS (SELECT 1 FROM patients q WHERE "
+    "q.patient_id = p.patient_id AND q.age < 40) GROUP BY sex",
     SELF_JOIN,
     "SELECT sex, VAR_POP(age), SUM(age), VAR_SAMP(bmi) FROM patients GROUP BY sex",
     "SELECT COUNT(DISTINCT patient_id), COUNT(*) FROM patients",
     "SELECT t.sex, COUNT(*) FROM (SELECT DISTINCT patient_id, sex FROM patients) t GROUP BY t.sex",
+    # Arithmetic on a DOUBLE, with NULL and negative values and a negative constant.
+    "SELECT AVG(bmi - 25) AS excess, SUM(age >= 65), SUM(bmi + -30.5) FROM patients",
+    "SELECT sex, COUNT(*) FROM patients WHERE 40 - bmi > 5 GROUP BY sex",
+    # || propagates NULL (sex, zip) in every engine; booleans print as true / false.
+    "SELECT sex || '/' || CAST(diabetic AS VARCHAR) AS g, COUNT(*) FROM patients GROUP BY g",
+    "SELECT sex, COUNT(*) FROM patients WHERE zip || ':' || CAST(age AS VARCHAR) IN "
+    "('z:30', 'x:20', 'z:-7') GROUP BY sex",
 ]
 
 
@@ -323,7 +338,7 @@ def test_nulls_negative_values_and_semi_joins_answer_like_duckdb_in_the_source(
         want = own.execute(plan.partial_sql, params).fetchall()
     salted: SaltedHash = postgres_hash if dialect == "postgres" else mysql_hash
     relations = _relations(contract, dialect, True, _source_query())
-    out = transpile_partial(plan.partial_sql, relations, dialect, salted, 3)
+    out = transpile_partial(plan.partial_sql, relations, dialect, salted, 3, _types(contract))
     got = (_run_postgres if dialect == "postgres" else _run_mariadb)(out)
     assert want, "the DuckDB reference answered no group"
     assert len(got) == len(want), (got, want)
@@ -333,3 +348,71 @@ def test_nulls_negative_values_and_semi_joins_answer_like_duckdb_in_the_source(
                 assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), (got, want)
             else:
                 assert a == b, (got, want)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("age + 1 > 40", "cannot guard ADD"),  # integer overflow differs between engines
+        ("bmi - bmi > 1", "cannot guard SUB"),  # two doubles can overflow to inf
+        ("bmi + 1e300 > 1", "cannot guard ADD"),
+        ("bmi * 2 > 50", "MUL could fail"),
+        ("CAST(bmi AS VARCHAR) = '20.0'", "cannot guard CAST"),  # doubles print differently
+        ("sex || CAST(age AS VARCHAR) || zip = 'x'", ""),
+        ("sex || name = 'x'", ""),
+    ],
+)
+def test_arithmetic_casts_and_concatenation_are_run_only_where_every_engine_agrees(
+    contract: Contract, where: str, message: str
+) -> None:
+    partial = _partial(contract, f"SELECT COUNT(*) FROM patients WHERE {where}")
+    relations = _relations(contract, "postgres", True)
+    if not message:
+        out = transpile_partial(partial, relations, "postgres", postgres_hash, 1, _types(contract))
+        assert "TRY" not in out
+        return
+    with pytest.raises(QueryRejected, match=message):
+        transpile_partial(partial, relations, "postgres", postgres_hash, 1, _types(contract))
+
+
+def test_concatenating_a_value_that_is_not_text_is_refused(contract: Contract) -> None:
+    partial = _partial(contract, "SELECT COUNT(*) FROM patients WHERE age || 'x' = '1x'")
+    relations = _relations(contract, "mysql", True)
+    with pytest.raises(QueryRejected, match=r"\|\| over a value that is not text"):
+        transpile_partial(partial, relations, "mysql", mysql_hash, 1, _types(contract))
+
+
+def test_without_column_types_no_type_dependent_operation_runs(contract: Contract) -> None:
+    partial = _partial(contract, "SELECT COUNT(*) FROM patients WHERE bmi - 25 > 0")
+    with pytest.raises(QueryRejected, match="cannot guard SUB"):
+        transpile_partial(
+            partial, _relations(contract, "postgres", True), "postgres", postgres_hash, 1
+        )
+
+
+def test_booleans_print_as_duckdb_prints_them_in_mysql(contract: Contract) -> None:
+    partial = _partial(
+        contract, "SELECT CAST(diabetic AS VARCHAR) AS g, SUM(diabetic) FROM patients GROUP BY g"
+    )
+    out = transpile_partial(
+        partial, _relations(contract, "mysql", True), "mysql", mysql_hash, 1, _types(contract)
+    )
+    assert "THEN 'true'" in out and "THEN 'false'" in out
+
+
+def test_an_exists_correlated_on_the_unit_runs_as_a_semi_join_never_null(
+    contract: Contract,
+) -> None:
+    sql = (
+        "SELECT COUNT(*) FROM patients p WHERE NOT EXISTS (SELECT 1 FROM patients q WHERE "
+        "q.patient_id = p.patient_id AND q.age > 60)"
+    )
+    out = transpile_partial(
+        _partial(contract, sql), _relations(contract, "mysql", True), "mysql", mysql_hash, 1
+    )
+    tree = sqlglot.parse_one(out, read="mysql")
+    assert tree.find(exp.Exists) is None
+    semi = tree.find(exp.In)
+    assert semi is not None and semi.args.get("query") is not None
+    # NULL units on either side are excluded explicitly, so NOT keeps its meaning.
+    assert out.count("IS NULL") == 2
