@@ -151,9 +151,9 @@ def _structure_refused(node: exp.Expr) -> str:
     """
     if isinstance(node, exp.Join):
         plain = node.args.get("on") is not None and not node.args.get("using")
+        plain = plain and not node.args.get("method")
         if plain and node.side in ("", "LEFT") and node.kind in ("", "INNER", "OUTER"):
-            if not node.args.get("method"):
-                return ""
+            return ""
         return "this kind of JOIN"
     if isinstance(node, exp.Subquery):
         parent = node.parent
