@@ -16,9 +16,16 @@ MariaDB the rewrite:
   ``FLOOR(CAST(a AS DOUBLE) / NULLIF(b, 0))``, which floors like DuckDB where the sources'
   ``DIV`` truncates); any other guarded operation is refused, since without the guard whether a
   query fails would depend on one row;
-* refuses, before any budget is spent, operations outside :data:`PUSHDOWN_SAFE`: ones that
-  cannot fail in DuckDB but can elsewhere (``/`` by zero, ``sqrt`` of a negative), or that mean
-  something else there (day-of-week numbering, LIKE's backslash escapes).
+* reads joined relations under the planner's aliases (``__s0``, ...), maps ``alias.rowid`` to
+  each relation's row identity (and drops it from relations whose identity is not hashed, such
+  as those of semi-joins), and hashes several identities as one text;
+* runs an ``EXISTS`` correlated on the unit as a NULL-safe ``IN`` semi-join (:func:`_exists_as_in`);
+* translates ``TRY(double ± constant)``, ``TRY(CAST(integer or boolean AS VARCHAR))`` and summed
+  conditions to what gives DuckDB's values in the source, knowing the contract's column types;
+* refuses, before any budget is spent, operations outside :data:`PUSHDOWN_SAFE` and the shapes
+  :func:`_structure_refused` accepts: ones that cannot fail in DuckDB but can elsewhere (``/``
+  by zero, ``sqrt`` of a negative, an integer or double overflow), or that mean something else
+  there (day-of-week numbering, LIKE's backslash escapes, ``date_trunc``'s time zone).
 
 LEAST / GREATEST and casts are translated by sqlglot; the planner's clamps put every NULL
 through ``CASE WHEN x IS NULL`` first, so engines that propagate NULL through LEAST agree.
@@ -32,6 +39,12 @@ from collections.abc import Callable, Mapping
 from sqlglot import ErrorLevel, exp, parse_one
 
 from connectors.binding_sql import ROW_ID
+from connectors.value_rewrites import (
+    boolean_as_integer,
+    check_concatenation,
+    guard,
+    types_by_alias,
+)
 from fedsql.errors import QueryRejected
 
 #: The DuckDB column of the row identity and the parameter of the salt, as the planner writes.
@@ -116,7 +129,7 @@ def check_pushdown_safe(tree: exp.Expr) -> None:
             if not isinstance(node.this, exp.Literal):
                 name = "negation"
         elif isinstance(node, exp.Mod | exp.IntDiv | exp.Add | exp.Sub):
-            if not isinstance(node.parent, exp.Try):  # the guard decides (see _guard)
+            if not isinstance(node.parent, exp.Try):  # the guard decides (see guard)
                 name = {exp.Mod: "%", exp.IntDiv: "//", exp.Add: "+", exp.Sub: "-"}[type(node)]
         elif isinstance(node, exp.Join | exp.Subquery | exp.Distinct | exp.Mul):
             name = _structure_refused(node)
@@ -177,91 +190,6 @@ def _structure_refused(node: exp.Expr) -> str:
     return "MUL"
 
 
-#: Contract types of the columns a query reads: relation alias (and "" for the single table of
-#: an unjoined query) -> column -> type.
-ColumnTypes = Mapping[str, Mapping[str, str]]
-_TEXT_TYPES = (exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT)
-#: The largest constant added to a DOUBLE: adding it to a finite double can never overflow.
-_MAX_ADDEND = 1e15
-
-
-def _type_of(node: exp.Expr, types: ColumnTypes) -> str:
-    """The contract type of a bound column ("" for anything else)."""
-    if not isinstance(node, exp.Column):
-        return ""
-    return types.get(node.table.lower(), {}).get(node.name.lower(), "")
-
-
-def _small_number(node: exp.Expr) -> bool:
-    """A numeric literal (maybe negated) of magnitude at most :data:`_MAX_ADDEND`."""
-    literal = node.this if isinstance(node, exp.Neg) else node
-    if not isinstance(literal, exp.Literal) or literal.is_string:
-        return False
-    try:
-        return abs(float(literal.this)) <= _MAX_ADDEND
-    except ValueError:
-        return False
-
-
-def _as_double(node: exp.Expr) -> exp.Expr:
-    return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
-
-
-def _text_of(node: exp.Cast, types: ColumnTypes, dialect: str) -> exp.Expr | None:
-    """``CAST(column AS VARCHAR)`` written as the source gives DuckDB's text, or None.
-
-    Integers print alike everywhere; booleans print as ``true`` / ``false`` in DuckDB and
-    PostgreSQL but as ``1`` / ``0`` in MySQL, which has no boolean type. Doubles and dates
-    print differently between engines: None.
-    """
-    kind = _type_of(node.this, types)
-    if not node.to.is_type(*_TEXT_TYPES) or kind not in ("BOOLEAN", "INTEGER", "BIGINT"):
-        return None
-    if kind == "BOOLEAN" and dialect == "mysql":
-        return exp.Case(
-            ifs=[
-                exp.If(this=node.this.copy(), true=exp.Literal.string("true")),
-                exp.If(
-                    this=exp.not_(exp.paren(node.this.copy())), true=exp.Literal.string("false")
-                ),
-            ]
-        )
-    return node.copy()
-
-
-def _guard(node: exp.Try, types: ColumnTypes, dialect: str) -> exp.Expr:
-    inner = node.this
-    if isinstance(inner, exp.Add | exp.Sub):
-        # A DOUBLE column plus or minus a modest constant: IEEE arithmetic, the same value in
-        # every engine, and it can neither overflow (which PostgreSQL and MySQL refuse where
-        # DuckDB gives inf) nor underflow. Integer sums are refused: their result type and
-        # overflow differ (MySQL computes in 64 bits, PostgreSQL fails, DuckDB gives NULL).
-        left, right = inner.this, inner.expression
-        if (_type_of(left, types) == "DOUBLE" and _small_number(right)) or (
-            _small_number(left) and _type_of(right, types) == "DOUBLE"
-        ):
-            return exp.Paren(this=type(inner)(this=_as_double(left), expression=_as_double(right)))
-    if isinstance(inner, exp.Cast):
-        text = _text_of(inner, types, dialect)
-        if text is not None:
-            return exp.Paren(this=text)
-    if isinstance(inner, exp.Mod | exp.IntDiv):
-        divisor = exp.Nullif(this=inner.expression.copy(), expression=exp.Literal.number(0))
-        if isinstance(inner, exp.IntDiv):
-            # DuckDB's // floors; PostgreSQL's DIV truncates toward zero (and returns NUMERIC)
-            # and MySQL's DIV truncates too: floor a DOUBLE quotient to answer like DuckDB.
-            numerator = exp.Cast(this=inner.this.copy(), to=exp.DataType.build("DOUBLE"))
-            return exp.Paren(this=exp.Floor(this=exp.Div(this=numerator, expression=divisor)))
-        guarded = inner.copy()
-        guarded.set("expression", divisor)
-        return exp.Paren(this=guarded)
-    raise QueryRejected(
-        f"this clinic runs queries in its own database, which cannot guard "
-        f"{type(inner).__name__.upper()} against failing on a single row, so the query is "
-        "refused here: rewrite the condition without it (e.g. compare the column with a constant)"
-    )
-
-
 def transpile_partial(
     partial_sql: str,
     relations: dict[str, exp.Expr],
@@ -292,15 +220,15 @@ def transpile_partial(
     tree = parse_one(partial_sql, read=PLANNER_DIALECT)
     check_pushdown_safe(tree)
 
-    types = _types_by_alias(tree, column_types or {})
+    types = types_by_alias(tree, column_types or {})
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Try):
-            return _guard(node, types, dialect)
+            return guard(node, types, dialect)
         if isinstance(node, exp.DPipe):
-            _check_concatenation(node, types)
+            check_concatenation(node, types)
         if isinstance(node, exp.Cast) and dialect != PLANNER_DIALECT:
-            return _boolean_as_integer(node, types)
+            return boolean_as_integer(node, types)
         if isinstance(node, exp.Table) and not node.args.get("db"):
             name = str(node.name).lower()
             if name in relations:
@@ -367,17 +295,6 @@ def _sums_as_double(tree: exp.Expr) -> None:
             target.replace(exp.Cast(this=target.copy(), to=exp.DataType.build("DOUBLE")))
 
 
-def _types_by_alias(tree: exp.Expr, column_types: ColumnTypes) -> dict[str, Mapping[str, str]]:
-    """Column types by the alias each bound table is read under ("" for an unjoined one)."""
-    out: dict[str, Mapping[str, str]] = {}
-    tables = [t for t in tree.find_all(exp.Table) if t.name.lower() in column_types]
-    for table in tables:
-        out[table.alias_or_name.lower()] = column_types[table.name.lower()]
-    if len(tables) == 1 and not tables[0].alias:
-        out[""] = column_types[tables[0].name.lower()]
-    return out
-
-
 def _exists_as_in(node: exp.Exists) -> exp.Expr | None:
     """An ``EXISTS`` correlated on one equality only, as the semi-join it is, or None.
 
@@ -415,53 +332,6 @@ def _exists_as_in(node: exp.Exists) -> exp.Expr | None:
         member = exp.In(this=outer_column.copy(), query=exp.Subquery(this=semi))
         return exp.Paren(this=exp.and_(known, member))
     return None
-
-
-def _boolean_as_integer(node: exp.Cast, types: ColumnTypes) -> exp.Expr:
-    """``CAST(condition AS BIGINT)`` (a summed condition) as ``CASE``: PostgreSQL has no cast
-    from boolean to BIGINT, and a condition's truth is 1 / 0 / NULL in every engine.
-
-    >>> tree = parse_one("CAST(a >= 65 AS BIGINT)")
-    >>> _boolean_as_integer(tree, {}).sql("postgres")
-    'CAST(CASE WHEN a >= 65 THEN 1 WHEN NOT (a >= 65) THEN 0 END AS BIGINT)'
-    """
-    value = node.this
-    boolean = isinstance(value, exp.Predicate | exp.Connector | exp.Not | exp.Boolean)
-    if not node.to.is_type(*exp.DataType.INTEGER_TYPES):
-        return node
-    if not boolean and _type_of(value, types) != "BOOLEAN":
-        return node
-    truth = exp.Case(
-        ifs=[
-            exp.If(this=value.copy(), true=exp.Literal.number(1)),
-            exp.If(this=exp.not_(exp.paren(value.copy())), true=exp.Literal.number(0)),
-        ]
-    )
-    return exp.Cast(this=truth, to=node.to.copy())
-
-
-def _check_concatenation(node: exp.DPipe, types: ColumnTypes) -> None:
-    """Refuse ``||`` over anything but text: both sides NULL-propagating (PostgreSQL's ``||``,
-    MySQL's ``CONCAT``, as sqlglot writes them), but numbers, dates and booleans print
-    differently between engines. Guarded casts of integers and booleans are checked in _guard.
-
-    Raises:
-        QueryRejected: An operand is not text.
-    """
-    for operand in (node.this, node.expression):
-        if isinstance(operand, exp.DPipe):
-            continue
-        if isinstance(operand, exp.Literal) and operand.is_string:
-            continue
-        if _type_of(operand, types) == "VARCHAR":
-            continue
-        if isinstance(operand, exp.Try) and isinstance(operand.this, exp.Cast):
-            continue
-        raise QueryRejected(
-            "this clinic runs queries in its own database, where || over a value that is not "
-            "text could give another answer than DuckDB; it cannot guard it, so the query is "
-            "refused here: cast the value to VARCHAR"
-        )
 
 
 def _one_row_id(row_ids: list[exp.Expr]) -> exp.Expr:
