@@ -283,6 +283,19 @@ class SqlConnector:
             )
         return out
 
+    def _column_types(self) -> dict[str, dict[str, str]]:
+        """Shared table -> column -> contract type."""
+        out: dict[str, dict[str, str]] = {}
+        for name, columns in self.shared.items():
+            table = self.contract.table(name)
+            assert table is not None
+            out[name] = {}
+            for column in columns:
+                contract_column = table.column(column)
+                assert contract_column is not None
+                out[name][column.lower()] = contract_column.type
+        return out
+
     def compile_partial(self, sql: str, salt: int) -> str:
         """The partial query as this source runs it (see :mod:`connectors.transpile`).
 
@@ -297,13 +310,19 @@ class SqlConnector:
                 self.dialect,
                 self._salted_hash(),
                 SALT_MARK,
+                self._column_types(),
             )
             if len(self._compiled) > 1024:
                 self._compiled.clear()
             self._compiled[sql] = template
         if str(SALT_MARK) in sql:  # a query holding the placeholder itself: rewrite afresh
             return transpile_partial(
-                sql, self.relations(uses_row_cap(sql)), self.dialect, self._salted_hash(), salt
+                sql,
+                self.relations(uses_row_cap(sql)),
+                self.dialect,
+                self._salted_hash(),
+                salt,
+                self._column_types(),
             )
         return template.replace(str(SALT_MARK), str(int(salt)))
 
