@@ -42,6 +42,7 @@ from connectors.binding_sql import ROW_ID
 from connectors.value_rewrites import (
     boolean_as_integer,
     check_concatenation,
+    divide_by_constant,
     guard,
     types_by_alias,
 )
@@ -128,9 +129,20 @@ def check_pushdown_safe(tree: exp.Expr) -> None:
         elif isinstance(node, exp.Neg):
             if not isinstance(node.this, exp.Literal):
                 name = "negation"
-        elif isinstance(node, exp.Mod | exp.IntDiv | exp.Add | exp.Sub):
+        elif isinstance(node, exp.Mod | exp.IntDiv | exp.Add | exp.Sub | exp.TimestampTrunc):
             if not isinstance(node.parent, exp.Try):  # the guard decides (see guard)
-                name = {exp.Mod: "%", exp.IntDiv: "//", exp.Add: "+", exp.Sub: "-"}[type(node)]
+                name = {
+                    exp.Mod: "%",
+                    exp.IntDiv: "//",
+                    exp.Add: "+",
+                    exp.Sub: "-",
+                    exp.TimestampTrunc: "date_trunc",
+                }[type(node)]
+        elif isinstance(node, exp.Var) and isinstance(node.parent, exp.TimestampTrunc):
+            pass  # the unit of a date_trunc (the guard checks it)
+        elif isinstance(node, exp.Div):
+            if not _constant_divisor(node.expression):
+                name = "/ by anything but a constant of magnitude at least 1"
         elif isinstance(node, exp.Join | exp.Subquery | exp.Distinct | exp.Mul):
             name = _structure_refused(node)
         elif isinstance(node, exp.Like):
@@ -145,6 +157,17 @@ def check_pushdown_safe(tree: exp.Expr) -> None:
                 "single row or give another answer than DuckDB; it cannot guard it, so the "
                 "query is refused here: rewrite the condition without it"
             )
+
+
+def _constant_divisor(node: exp.Expr) -> bool:
+    """A numeric literal of magnitude at least 1 (so a quotient never overflows)."""
+    literal = node.this if isinstance(node, exp.Neg) else node
+    if not isinstance(literal, exp.Literal) or literal.is_string:
+        return False
+    try:
+        return abs(float(literal.this)) >= 1.0
+    except ValueError:
+        return False
 
 
 def _structure_refused(node: exp.Expr) -> str:
@@ -227,6 +250,8 @@ def transpile_partial(
             return guard(node, types, dialect)
         if isinstance(node, exp.DPipe):
             check_concatenation(node, types)
+        if isinstance(node, exp.Div):
+            return divide_by_constant(node, types)
         if isinstance(node, exp.Cast) and dialect != PLANNER_DIALECT:
             return boolean_as_integer(node, types)
         if isinstance(node, exp.Table) and not node.args.get("db"):

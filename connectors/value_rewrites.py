@@ -69,6 +69,70 @@ def _text_of(node: exp.Cast, types: ColumnTypes, dialect: str) -> exp.Expr | Non
     return node.copy()
 
 
+#: date_trunc units each source truncates a DATE to exactly as DuckDB does (to a TIMESTAMP).
+_TRUNC_UNITS = {
+    "postgres": ("year", "quarter", "month", "week", "day"),
+    "mysql": ("year", "month", "day"),
+    "duckdb": ("year", "quarter", "month", "week", "day"),
+}
+#: DATE_FORMAT patterns giving the first day of a year / month in MySQL.
+_MYSQL_TRUNC = {"year": "%Y-01-01", "month": "%Y-%m-01", "day": "%Y-%m-%d"}
+
+
+def _date_trunc(node: exp.TimestampTrunc, types: ColumnTypes, dialect: str) -> exp.Expr | None:
+    """``date_trunc(unit, <DATE column>)`` as the source computes DuckDB's TIMESTAMP, or None.
+
+    PostgreSQL truncates a plain TIMESTAMP (never a timestamp with time zone, which would depend
+    on the session's zone); MySQL has no date_trunc and formats the first day instead. Weeks
+    start on Monday in DuckDB and PostgreSQL alike. A date never fails to truncate.
+    """
+    unit = str(node.unit.name if isinstance(node.unit, exp.Var) else node.unit or "").lower()
+    if type_of(node.this, types) != "DATE" or unit not in _TRUNC_UNITS.get(dialect, ()):
+        return None
+    timestamp = exp.DataType.build("TIMESTAMP")
+    if dialect == "mysql":
+        formatted = exp.Anonymous(
+            this="DATE_FORMAT",
+            expressions=[node.this.copy(), exp.Literal.string(_MYSQL_TRUNC[unit])],
+        )
+        return exp.Cast(this=formatted, to=timestamp)
+    truncated = exp.Anonymous(
+        this="DATE_TRUNC",
+        expressions=[exp.Literal.string(unit), exp.Cast(this=node.this.copy(), to=timestamp)],
+    )
+    return exp.Cast(this=truncated, to=timestamp)
+
+
+#: Below this magnitude a DOUBLE divided by a constant may underflow to zero, which PostgreSQL
+#: refuses as an error where DuckDB gives zero or a subnormal number.
+_TINY = 1e-300
+
+
+def divide_by_constant(node: exp.Div, types: ColumnTypes) -> exp.Expr:
+    """``x / c`` for a numeric column and a constant with ``|c| >= 1``, as DuckDB computes it.
+
+    DuckDB's ``/`` divides as DOUBLE; PostgreSQL and MySQL divide integers as integers, so the
+    column is cast to DOUBLE first (IEEE division is the same everywhere). ``|c| >= 1`` means the
+    quotient cannot overflow; a DOUBLE below 1e-300 in magnitude gives 0 (PostgreSQL would fail
+    on the underflow; DuckDB's result differs from 0 by less than 1e-300).
+
+    Raises:
+        QueryRejected: The dividend is not a numeric column.
+    """
+    if type_of(node.this, types) not in ("DOUBLE", "INTEGER", "BIGINT"):
+        raise QueryRejected(
+            "this clinic runs queries in its own database, where / over anything but a numeric "
+            "column could fail on a single row or give another answer than DuckDB; it cannot "
+            "guard it, so the query is refused here"
+        )
+    dividend = _as_double(node.this)
+    quotient = exp.Div(this=dividend, expression=_as_double(node.expression))
+    tiny = exp.LT(this=exp.Abs(this=dividend.copy()), expression=exp.Literal.number(repr(_TINY)))
+    return exp.Paren(
+        this=exp.Case(ifs=[exp.If(this=tiny, true=exp.Literal.number("0.0"))], default=quotient)
+    )
+
+
 def guard(node: exp.Try, types: ColumnTypes, dialect: str) -> exp.Expr:
     """A ``TRY(...)`` of the planner as an expression that cannot fail in the source.
 
@@ -99,6 +163,10 @@ def guard(node: exp.Try, types: ColumnTypes, dialect: str) -> exp.Expr:
         text = _text_of(inner, types, dialect)
         if text is not None:
             return exp.Paren(this=text)
+    if isinstance(inner, exp.TimestampTrunc):
+        truncated = _date_trunc(inner, types, dialect)
+        if truncated is not None:
+            return truncated
     if isinstance(inner, exp.Mod | exp.IntDiv):
         divisor = exp.Nullif(this=inner.expression.copy(), expression=exp.Literal.number(0))
         if isinstance(inner, exp.IntDiv):

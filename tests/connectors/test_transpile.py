@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from decimal import Decimal
 from typing import Any
@@ -53,6 +54,23 @@ def _relations(
         )
     select = bound_select(table, binding, relation, table.column_names, {}, dialect, row_id)
     return {"patients": select}
+
+
+def _visits(contract: Contract, dialect: str) -> dict[str, exp.Expr]:
+    """The visits table bound to ``public.visits`` under its contract names."""
+    table = contract.table("visits")
+    assert table is not None
+    binding = TableBinding("visits", table="public.visits", query="", columns=())
+    select = bound_select(
+        table,
+        binding,
+        exp.to_table("public.visits"),
+        table.column_names,
+        {},
+        dialect,
+        exp.Window(this=exp.RowNumber()),
+    )
+    return {"visits": select}
 
 
 def _types(contract: Contract) -> dict[str, dict[str, str]]:
@@ -122,7 +140,7 @@ def test_a_table_without_binding_is_refused(contract: Contract) -> None:
 @pytest.mark.parametrize(
     ("where", "named"),
     [
-        ("bmi / age > 1", "DIV"),
+        ("bmi / age > 1", "/ by anything but a constant"),
         ("sqrt(bmi) > 5", "SQRT"),
         ("dayofweek(CAST('2020-01-01' AS DATE)) = 1 AND age > 3", "DAYOFWEEK"),
         ("sex LIKE 'F\\%'", "LIKE with a backslash"),
@@ -269,6 +287,10 @@ SEMANTICS = [
     # Arithmetic on a DOUBLE, with NULL and negative values and a negative constant.
     "SELECT AVG(bmi - 25) AS excess, SUM(age >= 65), SUM(bmi + -30.5) FROM patients",
     "SELECT sex, COUNT(*) FROM patients WHERE 40 - bmi > 5 GROUP BY sex",
+    # Division by a constant: integers divide as DOUBLE (PostgreSQL and MySQL would divide
+    # them as integers), NULL and negative values and a negative divisor included.
+    "SELECT SUM(bmi / 4), AVG(age / 3), SUM(bmi / -2.5) FROM patients",
+    "SELECT sex, COUNT(*) FROM patients WHERE age / 7 > 4 GROUP BY sex",
     # || propagates NULL (sex, zip) in every engine; booleans print as true / false.
     "SELECT sex || '/' || CAST(diabetic AS VARCHAR) AS g, COUNT(*) FROM patients GROUP BY g",
     "SELECT sex, COUNT(*) FROM patients WHERE zip || ':' || CAST(age AS VARCHAR) IN "
@@ -422,3 +444,75 @@ def test_an_exists_correlated_on_the_unit_runs_as_a_semi_join_never_null(
     assert isinstance(both, exp.And) and isinstance(both.this, exp.Not)
     assert both.this.find(exp.Is) is not None  # the outer unit
     assert semi.args["query"].find(exp.Is) is not None  # the inner unit
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("bmi / age > 1", "/ by anything but a constant"),  # a column divisor may be 0 or tiny
+        ("bmi / 0.5 > 1", "/ by anything but a constant"),  # could overflow to inf
+        ("sex / 2 > 1", "/ over anything but a numeric column"),
+    ],
+)
+def test_division_runs_only_by_a_constant_of_magnitude_at_least_one(
+    contract: Contract, where: str, message: str
+) -> None:
+    partial = _partial(contract, f"SELECT COUNT(*) FROM patients WHERE {where}")
+    relations = _relations(contract, "postgres", True)
+    with pytest.raises(QueryRejected, match=message):
+        transpile_partial(partial, relations, "postgres", postgres_hash, 1, _types(contract))
+
+
+def test_a_tiny_dividend_divides_to_zero_instead_of_failing_on_underflow(
+    contract: Contract,
+) -> None:
+    partial = _partial(contract, "SELECT SUM(bmi / 100) FROM patients")
+    out = transpile_partial(
+        partial, _relations(contract, "postgres", True), "postgres", postgres_hash, 1,
+        _types(contract),
+    )  # fmt: skip
+    assert 'WHEN ABS(CAST("bmi" AS DOUBLE PRECISION)) < 1e-300' in out
+    # PostgreSQL itself refuses the underflow the guard avoids.
+    with pytest.raises(Exception, match="underflow"):
+        _run_postgres("SELECT CAST('5e-324' AS DOUBLE PRECISION) / 100")
+    assert _run_postgres(
+        "SELECT CASE WHEN ABS(CAST('5e-324' AS DOUBLE PRECISION)) < 1e-300 THEN 0.0 "
+        "ELSE CAST('5e-324' AS DOUBLE PRECISION) / 100 END"
+    ) == [(0.0,)]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "unit", "expected"),
+    [
+        ("postgres", "month", "CAST(DATE_TRUNC('month', CAST("),
+        ("postgres", "week", "CAST(DATE_TRUNC('week', CAST("),
+        ("mysql", "year", "CAST(DATE_FORMAT("),
+    ],
+)
+def test_date_trunc_of_a_date_is_a_plain_timestamp_in_every_source(
+    contract: Contract, dialect: str, unit: str, expected: str
+) -> None:
+    partial = _partial(
+        contract, f"SELECT date_trunc('{unit}', visit_date) AS m, COUNT(*) FROM visits GROUP BY m"
+    )
+    salted = postgres_hash if dialect == "postgres" else mysql_hash
+    out = transpile_partial(
+        partial, _visits(contract, dialect), dialect, salted, 1, _types(contract)
+    )
+    assert expected in out and "TRY" not in out
+
+
+def test_a_date_trunc_unit_the_source_cannot_match_is_refused(contract: Contract) -> None:
+    partial = _partial(
+        contract, "SELECT date_trunc('quarter', visit_date) AS q, COUNT(*) FROM visits GROUP BY q"
+    )
+    with pytest.raises(QueryRejected, match="cannot guard TIMESTAMPTRUNC"):
+        transpile_partial(
+            partial, _visits(contract, "mysql"), "mysql", mysql_hash, 1, _types(contract)
+        )
+    # In PostgreSQL the truncated date is a plain TIMESTAMP: no session time zone enters.
+    rows = _run_postgres(
+        "SELECT CAST(DATE_TRUNC('month', CAST(DATE '2024-03-15' AS TIMESTAMP)) AS TIMESTAMP), "
+        "pg_typeof(DATE_TRUNC('month', CAST(DATE '2024-03-15' AS TIMESTAMP)))::text"
+    )
+    assert rows == [(datetime.datetime(2024, 3, 1, 0, 0), "timestamp without time zone")]
