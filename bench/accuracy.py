@@ -47,8 +47,8 @@ from fedsql.demo.federation import DemoFederation
 from fedsql.demo.omop import omop_files
 from fedsql.errors import Error
 from fedsql.hub.finalize import partials_table
-from fedsql.hub.planning import measure_specs
 from fedsql.privacy.calibrate import plan_noise
+from fedsql.query_terms import measure_specs
 from fedsql.silo.vector import dense_vector
 from fedsql.sql import CELL_COLUMN, PARTIALS_TABLE, SALT_PARAM, FederatedPlan, plan_query
 

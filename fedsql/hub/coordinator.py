@@ -27,9 +27,7 @@ from fedsql.hub.planning import (
     Prepared,
     choose_epsilon,
     descriptor_for,
-    encoding_for,
     explain_lines,
-    measure_specs,
     visible_tables,
 )
 from fedsql.hub.query_run import QueryRun, progress_of
@@ -46,6 +44,7 @@ from fedsql.hub.translate import (
 )
 from fedsql.privacy.accounting import epsilon_to_micro
 from fedsql.privacy.calibrate import NoisePlan, plan_noise
+from fedsql.query_terms import encoding_for, measure_specs
 from fedsql.secagg.encoding import check_plan, decode
 from fedsql.secagg.epochs import verify_epoch_key
 from fedsql.secagg.identity import IdentityKey

@@ -11,8 +11,8 @@ from fedsql.hub.finalize import REFERENCE_ROWS, finalize_engine, reference_sigma
 from fedsql.hub.registry import ConnectedSilo, now_ms
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.accuracy import Z95
-from fedsql.privacy.calibrate import MeasureSpec, NoisePlan
-from fedsql.secagg.encoding import CoordinateSpec, spec_for_measure
+from fedsql.privacy.calibrate import NoisePlan
+from fedsql.secagg.encoding import CoordinateSpec
 from fedsql.secagg.protocol import PROTOCOL_VERSION, Descriptor, Roster
 from fedsql.sql.plan import FederatedPlan
 from fedsql.transport.messages import ExecuteRequest
@@ -29,23 +29,6 @@ class Prepared:
     silos: tuple[ConnectedSilo, ...]
     roster_version: int
     roster: Roster
-
-
-def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
-    """The privacy view of a plan's measures."""
-    return [
-        MeasureSpec(
-            name=m.name,
-            sensitivity=m.sensitivity,
-            clip=m.clip,
-            integral=m.integral,
-            cells=plan.cells,
-            row_cap=plan.row_cap,
-            share=m.share,
-            group=m.group,
-        )
-        for m in plan.measures
-    ]
 
 
 def visible_tables(silos: list[ConnectedSilo]) -> dict[str, tuple[str, ...]]:
@@ -88,23 +71,6 @@ def choose_epsilon(contract: Contract, asked: str, silos: list[ConnectedSilo]) -
             epsilon_to_micro(repr(contract.default_epsilon)),
             epsilon_to_micro(repr(lowest)),
         )
-    )
-
-
-def encoding_for(
-    contract: Contract, plan: FederatedPlan, noise: NoisePlan | None, n: int
-) -> tuple[CoordinateSpec, ...]:
-    """Per-measure fixed-point encoding, exactly as every silo derives it."""
-    return tuple(
-        spec_for_measure(
-            m.clip,
-            m.integral,
-            contract.secagg.max_rows_per_silo,
-            n,
-            None if noise is None else noise.measures[j].frac_bits,
-            0.0 if noise is None else noise.measures[j].sigma_local_encoded,
-        )
-        for j, m in enumerate(plan.measures)
     )
 
 

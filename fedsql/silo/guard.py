@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fedsql.catalog import Contract, SiloPolicy
 from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
-from fedsql.privacy.calibrate import MeasureSpec, NoisePlan, plan_noise
-from fedsql.secagg.encoding import CoordinateSpec, check_plan, spec_for_measure
+from fedsql.privacy.calibrate import NoisePlan, plan_noise
+from fedsql.query_terms import encoding_for, measure_specs
+from fedsql.secagg.encoding import CoordinateSpec, check_plan
 from fedsql.sql.plan import FederatedPlan
 from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import QueryRequest
@@ -29,40 +30,6 @@ class Admission:
     noise: NoisePlan | None
     encoding: tuple[CoordinateSpec, ...]
     epsilon_micro: int
-
-
-def measure_specs(plan: FederatedPlan) -> list[MeasureSpec]:
-    """The privacy view of a plan's measures."""
-    return [
-        MeasureSpec(
-            name=m.name,
-            sensitivity=m.sensitivity,
-            clip=m.clip,
-            integral=m.integral,
-            cells=plan.cells,
-            row_cap=plan.row_cap,
-            share=m.share,
-            group=m.group,
-        )
-        for m in plan.measures
-    ]
-
-
-def encoding_for(
-    plan: FederatedPlan, noise: NoisePlan | None, contract: Contract, n: int
-) -> tuple[CoordinateSpec, ...]:
-    """Per-measure fixed-point encoding: bound = clip x rows per silo, fraction bits, noise."""
-    return tuple(
-        spec_for_measure(
-            m.clip,
-            m.integral,
-            contract.secagg.max_rows_per_silo,
-            n,
-            None if noise is None else noise.measures[j].frac_bits,
-            0.0 if noise is None else noise.measures[j].sigma_local_encoded,
-        )
-        for j, m in enumerate(plan.measures)
-    )
 
 
 def _close(a: float, b: float) -> bool:
@@ -127,7 +94,7 @@ def admit(
                 raise ProtocolError(
                     "the noise the hub asks for differs from this silo's calibration"
                 )
-    encoding = encoding_for(plan, noise, contract, n)
+    encoding = encoding_for(contract, plan, noise, n)
     if len(request.encoding) != len(encoding) or any(
         e.frac_bits != mine.frac_bits or not _close(e.bound, mine.bound)
         for e, mine in zip(request.encoding, encoding, strict=True)

@@ -16,7 +16,8 @@ from fedsql.sql.allowlist import CAST_TYPES
 _INTEGER_TYPES = ("INTEGER", "BIGINT")
 _NUMERIC_ORDER = ("INTEGER", "BIGINT", "DOUBLE")
 
-_BOOLEAN_NODES: tuple[type[exp.Expr], ...] = (
+#: Nodes whose value is a truth value (TRUE, FALSE or NULL).
+BOOLEAN_NODES: tuple[type[exp.Expr], ...] = (
     exp.EQ,
     exp.NEQ,
     exp.GT,
@@ -133,7 +134,7 @@ def _infer(
         return column_type(str(node.name))
     if isinstance(node, exp.Null):
         return None
-    if isinstance(node, (exp.Boolean, *_BOOLEAN_NODES)):
+    if isinstance(node, (exp.Boolean, *BOOLEAN_NODES)):
         return "BOOLEAN"
     if isinstance(node, exp.Literal):
         if node.is_string:

@@ -21,29 +21,9 @@ from sqlglot import exp
 
 from fedsql.catalog import Table
 from fedsql.errors import QueryRejected
+from fedsql.sql.output_types import BOOLEAN_NODES
 from fedsql.sql.statement import DIALECT
 
-_TRUTH_NODES: tuple[type[exp.Expr], ...] = (
-    exp.EQ,
-    exp.NEQ,
-    exp.GT,
-    exp.GTE,
-    exp.LT,
-    exp.LTE,
-    exp.NullSafeEQ,
-    exp.NullSafeNEQ,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Is,
-    exp.In,
-    exp.Between,
-    exp.Like,
-    exp.ILike,
-    exp.StartsWith,
-    exp.Contains,
-    exp.Boolean,
-)
 _INTEGER_CASTS = ("INTEGER", "BIGINT")
 _NUMERIC_CASTS = (
     exp.DataType.Type.TINYINT,
@@ -116,7 +96,7 @@ class _Bounder:
             return self.interval(node.this)
         if isinstance(node, exp.Null):
             return None
-        if isinstance(node, _TRUTH_NODES):
+        if isinstance(node, (exp.Boolean, *BOOLEAN_NODES)):
             return Interval(0.0, 1.0, True)
         if isinstance(node, exp.Literal):
             if node.is_string:

@@ -9,8 +9,8 @@ import pytest
 
 import fedsql
 from fedsql.demo.federation import DemoFederation
+from fedsql.query_terms import encoding_for
 from fedsql.secagg.encoding import encode
-from fedsql.silo.guard import encoding_for
 from fedsql.silo.vector import dense_vector
 from fedsql.sql import plan_query
 from fedsql.sql.plan import SALT_PARAM
@@ -26,7 +26,7 @@ def _true_vectors(fed: DemoFederation) -> dict[str, np.ndarray]:
         plan = plan_query(SQL, None, fed.contract, agent.policy.shared)
         names, rows = agent.engine.run(plan.partial_sql, {SALT_PARAM: 7}, 30)
         values = dense_vector(plan, names, rows)
-        encoding = encoding_for(plan, None, fed.contract, len(fed.silos))
+        encoding = encoding_for(fed.contract, plan, None, len(fed.silos))
         out[silo_id] = encode(values, encoding, plan.cells)
     return out
 

@@ -11,7 +11,8 @@ from fedsql.config import load_contract, load_policy
 from fedsql.demo.generator import demo_files
 from fedsql.errors import Error, ProtocolError, QueryRejected, UnknownObject
 from fedsql.privacy.calibrate import plan_noise
-from fedsql.silo.guard import admit, encoding_for, measure_specs
+from fedsql.query_terms import encoding_for, measure_specs
+from fedsql.silo.guard import admit
 from fedsql.sql import plan_query
 from fedsql.transport.messages import EncodingEntry, QueryRequest
 
@@ -38,7 +39,7 @@ def honest_request(contract: Contract, policy: SiloPolicy, *, noise: bool = True
         if noise
         else None
     )
-    enc = encoding_for(plan, nplan, contract, n)
+    enc = encoding_for(contract, plan, nplan, n)
     return QueryRequest(
         version=1,
         fed_id=contract.federation_id,
