@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -60,7 +61,7 @@ def arrow_family(dtype: pa.DataType) -> str:
     return str(dtype)
 
 
-class SqlConnector:
+class SqlConnector(ABC):
     """A SQL database source: start-up checks, snapshots and pushdown over DB-API connections.
 
     Args:
@@ -103,19 +104,23 @@ class SqlConnector:
 
     # -- what subclasses provide ------------------------------------------------------------
 
+    @abstractmethod
     def _connect(self) -> Any:
         """A new DB-API connection, already a read-only session."""
         raise NotImplementedError
 
+    @abstractmethod
     def _arrow(self, conn: Any, sql: str) -> pa.Table:
         """The result of ``sql`` as an Arrow table."""
         raise NotImplementedError
 
+    @abstractmethod
     def _describe(self, conn: Any, binding: TableBinding) -> dict[str, str]:
         """Column -> type family of the bound relation."""
         raise NotImplementedError
 
     def _salted_hash(self) -> SaltedHash:
+        """The keyed row order of pushdown (sources that run partial queries only)."""
         raise NotImplementedError
 
     def _relation(self, binding: TableBinding) -> exp.Expr:
@@ -127,9 +132,11 @@ class SqlConnector:
         return exp.Window(this=exp.RowNumber())
 
     def _set_timeout(self, cursor: Any, timeout_s: float) -> None:
+        """Limit the next statement's run time (pushdown sources only)."""
         raise NotImplementedError
 
     def _is_timeout(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the source stopping a statement at its limit (pushdown only)."""
         raise NotImplementedError
 
     def _compile(self, conn: Any, sql: str) -> None:
@@ -141,6 +148,7 @@ class SqlConnector:
         finally:
             cursor.close()
 
+    @abstractmethod
     def _connect_error(self, exc: BaseException) -> ConfigError:
         """The start-up error for a failed connection: unreachable, or credentials refused."""
         raise NotImplementedError
