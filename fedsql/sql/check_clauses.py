@@ -4,9 +4,10 @@ The outer query may use WITH, FROM (a table, a CTE or a subquery), INNER / LEFT 
 WHERE, GROUP BY, HAVING, ORDER BY, LIMIT and OFFSET. A subquery or CTE body may use WITH, FROM,
 joins, WHERE and DISTINCT only: it must stay row-level (see ``row_source``). Every other clause
 (DISTINCT in the outer query, QUALIFY, SAMPLE, WINDOW, INTO, ...), every other join (CROSS,
-comma, NATURAL, USING, RIGHT, FULL, SEMI, ANTI, ASOF, POSITIONAL, LATERAL) and every other FROM
+comma, NATURAL, RIGHT, FULL, SEMI, ANTI, ASOF, POSITIONAL, LATERAL) and every other FROM
 form (VALUES, table functions, table modifiers) is refused by name. Whether a join is on the
-privacy unit is decided when names are resolved (``row_source``).
+privacy unit is decided when names are resolved (``row_source``). USING joins arrive here
+already rewritten to ON (``join_using``).
 """
 
 from __future__ import annotations
@@ -198,10 +199,6 @@ def _check_join(join: exp.Join) -> None:
         )
     if kind not in ("", "INNER", "OUTER"):
         raise QueryRejected(f"{kind} JOIN is not supported; write [LEFT] JOIN ... ON")
-    if join.args.get("using"):
-        raise QueryRejected(
-            "JOIN ... USING is not supported; write ON a.unit = b.unit with both columns named"
-        )
     if join.args.get("on") is None:
         raise QueryRejected(
             "a join without ON (FROM a, b) pairs every patient's rows with every other "

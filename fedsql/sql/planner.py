@@ -26,6 +26,7 @@ from fedsql.sql.check_types import check_row_types
 from fedsql.sql.explain import explain
 from fedsql.sql.finalize_sql import build_finalize
 from fedsql.sql.group_keys import check_grouped_references, plan_keys
+from fedsql.sql.join_using import expand_join_using
 from fedsql.sql.measures import collect_measures
 from fedsql.sql.parameters import bind_parameters
 from fedsql.sql.partial_sql import build_partial_sql
@@ -81,6 +82,7 @@ def _plan(
 ) -> FederatedPlan:
     """The pipeline of :func:`plan_query`."""
     select = parse_statement(sql)
+    expand_join_using(select)
     canonical_params = bind_parameters(select, params)
     if model_call(select) is not None:
         return plan_model(sql, select, canonical_params, contract, visible)

@@ -173,6 +173,24 @@ QUERIES += [
         "GROUP BY s.a ORDER BY 1",
         None,
     ),
+    # USING joins on the unit, the unqualified unit being the merged column
+    (
+        "SELECT p.sex, COUNT(*), COUNT(DISTINCT patient_id) FROM patients p "
+        "JOIN labs USING (patient_id) GROUP BY p.sex ORDER BY 1",
+        None,
+    ),
+    (
+        "SELECT COUNT(*), COUNT(DISTINCT patient_id), COUNT(l.test) FROM visits "
+        "LEFT JOIN (SELECT DISTINCT patient_id, test FROM labs WHERE test = 'ldl') l "
+        "USING (patient_id) WHERE patient_id > 3",
+        None,
+    ),
+    (
+        "SELECT COUNT(*) FROM patients JOIN visits USING (patient_id) "
+        "JOIN labs USING (patient_id) WHERE EXISTS (SELECT 1 FROM labs x "
+        "WHERE x.patient_id = patients.patient_id AND x.test = 'ldl')",
+        None,
+    ),
 ]
 
 
@@ -391,9 +409,14 @@ REJECTIONS: list[tuple[str, type[Error], str]] = [
         "write WHERE [NOT] EXISTS",
     ),
     (
-        "SELECT COUNT(*) FROM visits v JOIN labs l USING (patient_id)",
+        "SELECT COUNT(*) FROM visits v JOIN visits w USING (dept)",
         Q,
-        "JOIN ... USING is not supported",
+        "",
+    ),
+    (
+        "SELECT COUNT(*) FROM (SELECT patient_id FROM labs) JOIN visits USING (patient_id)",
+        Q,
+        "needs a name for the first table",
     ),
     (
         "SELECT COUNT(*) FROM visits LEFT JOIN LATERAL (SELECT * FROM labs) l ON true",
