@@ -24,7 +24,7 @@ from fedsql.secagg.protocol import Roster, SiloSession
 from fedsql.secagg.protocol import UnmaskRequest as SecAggUnmaskRequest
 from fedsql.secagg.qid_log import QidLog
 from fedsql.silo.approvals import ApprovalQueue
-from fedsql.silo.compute import noised_vector, partial_sql, salted
+from fedsql.silo.compute import noised_vector, partial_sql
 from fedsql.silo.data_checks import check_clinic_data
 from fedsql.silo.guard import Admission, admit
 from fedsql.silo.holding import Decision, Holding
@@ -374,7 +374,7 @@ class SiloAgent:
         admission = admit(request, self.contract, policy, testing=self.testing)
         check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
         sql = partial_sql(admission, self._within_cap)
-        self.engine.bind(sql, salted(sql, 0))
+        self.engine.bind(sql, admission.plan.run_params(sql, 0))
         return admission
 
     def _on_decision(self, decision: Decision) -> None:

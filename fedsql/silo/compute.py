@@ -13,12 +13,6 @@ from fedsql.secagg.encoding import encode
 from fedsql.silo.guard import Admission
 from fedsql.silo.source_engines import QueryEngine
 from fedsql.silo.vector import dense_vector
-from fedsql.sql.plan import SALT_PARAM
-
-
-def salted(sql: str, salt: int) -> dict[str, object]:
-    """The partial query's parameters: the salt of its row-capping hash, when it has one."""
-    return {SALT_PARAM: salt} if f"${SALT_PARAM}" in sql else {}
 
 
 def partial_sql(admission: Admission, within_cap: Mapping[str, bool]) -> str:
@@ -48,7 +42,7 @@ def noised_vector(
     """
     plan = admission.plan
     sql = partial_sql(admission, within_cap)
-    names, rows = engine.run(sql, salted(sql, secrets.randbits(63)), timeout_s)
+    names, rows = engine.run(sql, plan.run_params(sql, secrets.randbits(63)), timeout_s)
     if on_run is not None:
         on_run()
     values = dense_vector(plan, names, rows)

@@ -30,6 +30,7 @@ from fedsql.errors import ConfigError
 from fedsql.silo.engine import Engine
 from fedsql.silo.sources import Connector, Rows, open_connector
 from fedsql.sql.plan import SALT_PARAM
+from fedsql.sql.regression_sql import inline_coefficients
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +358,7 @@ class PushdownEngine:
 
     def bind(self, sql: str, params: Mapping[str, object]) -> None:
         """Transpile ``sql`` and have the source compile it (EXPLAIN), reading no rows."""
+        sql = inline_coefficients(sql, params)
         if sql in self._bound:
             return
         self.connector.check_partial(sql)
@@ -367,7 +369,7 @@ class PushdownEngine:
     def run(self, sql: str, params: Mapping[str, object], timeout_s: float) -> Rows:
         """Run the transpiled partial query in the source; numbers come back as int or float."""
         salt = int(params.get(SALT_PARAM, 0))  # type: ignore[call-overload]
-        names, rows = self.connector.run_partial(sql, salt, timeout_s)
+        names, rows = self.connector.run_partial(inline_coefficients(sql, params), salt, timeout_s)
         return names, [tuple(_plain(v) for v in row) for row in rows]
 
     def close(self) -> None:

@@ -25,6 +25,8 @@ PARTIALS_TABLE = "partials"
 CELL_COLUMN = "__cell"
 #: Named parameter of ``partial_sql`` that the silo binds to a fresh secret per query.
 SALT_PARAM = "fedsql_salt"
+#: Prefix of the named parameters holding a logistic round's coefficients: ``$fedsql_b<cell>_<i>``.
+BETA_PARAM = "fedsql_b"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,22 @@ class FederatedPlan:
         """SHA-256 (hex) over the canonical JSON of the whole plan."""
         blob = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+    def run_params(self, sql: str, salt: int) -> dict[str, object]:
+        """Named parameters of ``sql``, one of this plan's partial queries.
+
+        The salt of its row-capping hash when it has one, and for a logistic model the
+        coefficients of the round (zero without ``at``), so the partial SQL of every round of
+        one model is the same text.
+        """
+        params: dict[str, object] = {SALT_PARAM: salt} if f"${SALT_PARAM}" in sql else {}
+        spec = self.model
+        if spec is not None and spec.kind == "logistic":
+            width = len(spec.features) + 1
+            at = spec.at or (0.0,) * (self.cells * width)
+            for index, value in enumerate(at):
+                params[f"{BETA_PARAM}{index // width}_{index % width}"] = float(value)
+        return params
 
     def key_index(self) -> dict[tuple[KeyValue, ...], int]:
         """Map from key tuple to cell index (mixed radix, first key most significant)."""

@@ -244,11 +244,8 @@ def plan_model(
     for key in keys:
         cells *= len(key.values)
     width = len(features) + 1
-    if kind == "logistic" and at and len(at) != cells * width:
-        raise QueryRejected(
-            f"`{AT}` must hold {cells * width} coefficients ({cells} cell(s) x {width}); "
-            "it is set by fedsql for each round"
-        )
+    if kind == "logistic":
+        _check_at(at, cells, width)
     scaled = features if kind == "logistic" else [*features, target]
     centers = tuple((_bounds(c).lo + _bounds(c).hi) / 2.0 for c in scaled)
     scales = tuple((_bounds(c).hi - _bounds(c).lo) / 2.0 for c in scaled)
@@ -293,6 +290,38 @@ def plan_model(
         explanation=_explain(spec, query.table, measures, keys),
         model=spec,
     )
+
+
+def with_coefficients(plan: FederatedPlan, sql: str, at: Sequence[float]) -> FederatedPlan:
+    """The plan of one Newton round, from the plan of its model query without ``at``.
+
+    Equal to planning the round's SQL from scratch: the coefficients reach the partial SQL as
+    bound parameters (``FederatedPlan.run_params``), so only ``sql`` and the model's ``at``
+    differ, and every round of a model is planned (and compiled by each silo) once.
+
+    Args:
+        plan: The plan of :func:`unround_sql`'s canonical SQL.
+        sql: The round's SQL text, as sent.
+        at: The coefficients the round's SQL names.
+
+    Raises:
+        QueryRejected: ``plan`` is not a logistic model, or ``at`` has the wrong length.
+    """
+    spec = plan.model
+    if spec is None or spec.kind != "logistic":
+        raise QueryRejected(f"`{AT}` is set by fedsql for the rounds of LOGISTIC_REGRESSION only")
+    _check_at(at, plan.cells, len(spec.features) + 1)
+    coefficients = tuple(float(v) for v in at)
+    return dataclasses.replace(plan, sql=sql, model=dataclasses.replace(spec, at=coefficients))
+
+
+def _check_at(at: Sequence[float], cells: int, width: int) -> None:
+    """A round's coefficients: none (the first round) or one per cell and term."""
+    if at and len(at) != cells * width:
+        raise QueryRejected(
+            f"`{AT}` must hold {cells * width} coefficients ({cells} cell(s) x {width}); "
+            "it is set by fedsql for each round"
+        )
 
 
 def _key_source(query: Query, index: int) -> str:

@@ -7,7 +7,7 @@ Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo)::
              (clamp("x1") - c1) / s1 AS z1, ..., <target> AS zy
       FROM "<table>" WHERE (<analyst's WHERE, guarded>) AND "x1" IS NOT NULL AND ...),
     __capped AS (SELECT * FROM __rows QUALIFY ROW_NUMBER() OVER (...) <= <k>),
-    __beta(k0, __b0, __b1, ...) AS (VALUES (<key value>, <coefficients>), ...),   -- logistic
+    __beta(k0, __b0, __b1, ...) AS (VALUES (<key value>, $fedsql_b0_0, ...), ...),  -- logistic
     __scored AS (SELECT *, 1 / (1 + EXP(-LEAST(GREATEST(<eta>, -40), 40))) AS __p
                  FROM __capped JOIN __beta USING (k0))                              -- logistic
     SELECT k0, COUNT(*) AS m0, SUM(LEAST(GREATEST(<term>, -c), c)) AS m1, ... GROUP BY k0
@@ -23,8 +23,9 @@ from. Rows with a NULL target or feature are left out before the per-unit row ca
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import sqlglot
 from sqlglot import exp
 
 from fedsql.catalog import Bounds, Column, KeyValue
@@ -32,7 +33,7 @@ from fedsql.sql.group_keys import key_expression
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import ValueSlot
 from fedsql.sql.partial_sql import quote_columns, slot_value
-from fedsql.sql.plan import SALT_PARAM, KeySpace, ModelSpec
+from fedsql.sql.plan import BETA_PARAM, SALT_PARAM, KeySpace, ModelSpec
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
@@ -157,6 +158,27 @@ def _number(value: float) -> exp.Expr:
     return exp.Paren(this=exp.Neg(this=literal)) if value < 0 else literal
 
 
+def inline_coefficients(sql: str, params: Mapping[str, object]) -> str:
+    """``sql`` with a logistic round's coefficient parameters written in as DOUBLE literals.
+
+    For engines that take the partial SQL as text without DuckDB's named parameters (pushdown
+    to a clinic's database). Other placeholders (the salt) are left as they are.
+
+    >>> inline_coefficients("SELECT CAST($fedsql_b0_0 AS DOUBLE) AS b", {"fedsql_b0_0": -0.5})
+    'SELECT CAST((-0.5) AS DOUBLE) AS b'
+    """
+    values = {k: v for k, v in params.items() if k.startswith(BETA_PARAM)}
+    if not values:
+        return sql
+
+    def substitute(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Placeholder) and str(node.name) in values:
+            return _number(float(values[str(node.name)]))  # type: ignore[arg-type]
+        return node
+
+    return sqlglot.parse_one(sql, read=DIALECT).transform(substitute).sql(DIALECT)
+
+
 def _key_literal(value: KeyValue, sql_type: str) -> exp.Expr:
     """A typed literal of one public key value."""
     if isinstance(value, _dt.date):
@@ -165,19 +187,22 @@ def _key_literal(value: KeyValue, sql_type: str) -> exp.Expr:
 
 
 def _beta_values(keys: tuple[KeySpace, ...], spec: ModelSpec) -> exp.Expr:
-    """``SELECT`` of the coefficients per cell (one row without keys), from the request."""
+    """``SELECT`` of the coefficients per cell (one row without keys), as bound parameters.
+
+    The coefficients are the round's (``FederatedPlan.run_params``), so the text is the same
+    in every round of one model: planned and compiled once.
+    """
     width = len(spec.features) + 1
-    cells = 1
-    for key in keys:
-        cells *= len(key.values)
-    at = spec.at or (0.0,) * (cells * width)
     combos: list[tuple[KeyValue, ...]] = [()]
     for key in keys:
         combos = [(*c, v) for c in combos for v in key.values]
     rows = []
     for cell, combo in enumerate(combos):
         values = [_key_literal(v, k.sql_type) for v, k in zip(combo, keys, strict=True)]
-        values += [_number(b) for b in at[cell * width : (cell + 1) * width]]
+        values += [
+            exp.cast(exp.Placeholder(this=f"{BETA_PARAM}{cell}_{i}"), exp.DataType.build("DOUBLE"))
+            for i in range(width)
+        ]
         rows.append(exp.Tuple(expressions=values))
     names = [k.name for k in keys] + [f"__b{i}" for i in range(width)]
     values_node = exp.Values(

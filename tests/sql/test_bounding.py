@@ -90,7 +90,7 @@ def _vectors(
     con: duckdb.DuckDBPyConnection, sql: str, plan: FederatedPlan, salt: int
 ) -> np.ndarray:
     """The dense (cells x measures) partial matrix, NULL as 0, out-of-domain groups dropped."""
-    rows = con.execute(sql, {SALT_PARAM: salt}).fetchall()
+    rows = con.execute(sql, plan.run_params(sql, salt)).fetchall()
     index = plan.key_index()
     n_keys = len(plan.keys)
     out = np.zeros((plan.cells, len(plan.measures)))

@@ -11,7 +11,10 @@ import pytest
 
 from fedsql.errors import QueryRejected, UnknownObject
 from fedsql.sql import FederatedPlan, plan_query
+from fedsql.sql.params_codec import encode_params
+from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.regression import canonical_sql, model_rounds, round_sql, unround_sql
+from fedsql.sql.regression_sql import inline_coefficients
 
 from .test_bounding import _without_clamping, _without_row_cap, _worst_ratio, neighbours
 from .testbed import CONTRACT, VISIBLE
@@ -58,7 +61,11 @@ def test_logistic_regression_sums_gradient_and_hessian_at_the_requested_coeffici
     assert plan.outputs[0].name == "logistic_regression"
     moved = _plan(round_sql(plan.sql, [0.5, -1.0, 2.0]))
     assert moved.model is not None and moved.model.at == (0.5, -1.0, 2.0)
-    assert moved.plan_hash != plan.plan_hash and "2.0" in moved.partial_sql
+    # the coefficients are bound parameters: the partial SQL of every round is one text
+    assert moved.plan_hash != plan.plan_hash and moved.partial_sql == plan.partial_sql
+    params = moved.run_params(moved.partial_sql, 7)
+    assert params == {"fedsql_salt": 7, "fedsql_b0_0": 0.5, "fedsql_b0_1": -1.0, "fedsql_b0_2": 2.0}
+    assert plan.run_params(plan.partial_sql, 7)["fedsql_b0_2"] == 0.0
 
 
 def test_round_sql_keeps_parameters_and_refuses_a_second_at() -> None:
@@ -185,3 +192,53 @@ def test_unround_sql_undoes_round_sql_and_model_rounds_reads_max_iter() -> None:
         unround_sql(sql)
     with pytest.raises(QueryRejected, match="once, as a list"):
         unround_sql("SELECT LOGISTIC_REGRESSION(y, x, at => 1) FROM t")
+
+
+ROUNDS = [
+    "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes, max_iter => 5) FROM visits",
+    "SELECT dept, LOGISTIC_REGRESSION(urgent, minutes) AS m FROM visits WHERE cost > ? "
+    "GROUP BY dept",
+    "select sex, logistic_regression(smoker, age, bmi, l2 => 1.0) from patients group by 1",
+]
+
+
+@pytest.mark.parametrize("sql", ROUNDS)
+def test_a_round_planned_from_the_model_plan_equals_a_round_planned_from_scratch(
+    sql: str,
+) -> None:
+    params = [10.0] if "?" in sql else None
+    params_json = encode_params(params)
+    base = _plan(sql, params)
+    assert base.model is not None
+    width = len(base.model.features) + 1
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        at = [float(v) for v in rng.normal(0, 2, base.cells * width)]
+        text = round_sql(sql, at)
+        fast = plan_cached(text, params_json, CONTRACT, VISIBLE)
+        full = _plan(text, params)
+        assert fast == full and fast.plan_hash == full.plan_hash
+        assert fast.model is not None and fast.model.at == tuple(at)
+    wrong = round_sql(sql, [0.5] * (base.cells * width + 1))
+    with pytest.raises(QueryRejected, match="coefficients") as fast_error:
+        plan_cached(wrong, params_json, CONTRACT, VISIBLE)
+    with pytest.raises(QueryRejected) as full_error:
+        _plan(wrong, params)
+    assert str(fast_error.value) == str(full_error.value)
+
+
+def test_coefficients_are_written_in_for_engines_without_named_parameters() -> None:
+    plan = _plan(round_sql("SELECT LOGISTIC_REGRESSION(urgent, minutes) FROM visits", [-0.5, 2.0]))
+    text = inline_coefficients(plan.partial_sql, plan.run_params(plan.partial_sql, 3))
+    assert "$fedsql_b" not in text and "$fedsql_salt" in text
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE visits AS SELECT i AS visit_id, i % 40 AS patient_id, DATE '2024-01-01' "
+        "AS visit_date, 'cardiology' AS dept, (i * 37 % 1000)::DOUBLE AS cost, i % 90 AS minutes, "
+        "i % 3 = 0 AS urgent FROM range(300) t(i)"
+    )
+    bound = con.execute(plan.partial_sql, plan.run_params(plan.partial_sql, 3)).fetchone()
+    inlined = con.execute(text, {"fedsql_salt": 3}).fetchone()
+    # equal up to the order DuckDB's threads add doubles in
+    assert bound is not None and inlined is not None and bound[0] == inlined[0] > 0
+    assert np.allclose(bound, inlined, rtol=1e-12, atol=0)
