@@ -1,4 +1,4 @@
-"""Measures too large for one coordinate travel in two limbs and come back exact (noise off)."""
+"""Measures too large for one coordinate travel in two limbs: exact without noise, else noisy."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fedsql.demo.federation import DemoFederation
 from fedsql.demo.generator import ensure_demo_data
 from fedsql.transport.messages import MaskedUpload
 from tests.conftest import TEST_BUDGETS, wide_bounds_files
+from tests.demo.conftest import hub_messages
 
 CLAMPED_COST = "LEAST(GREATEST(cost, 0), 5000)"
 #: VAR_SAMP(cost) needs COUNT(*), SUM(cost^2), SUM(cost) and COUNT(cost): 1 + 2 + 2 + 1 words.
@@ -27,21 +28,6 @@ def _close(got: Any, want: Any) -> None:
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         assert math.isclose(float(a), float(b), rel_tol=1e-9), (a, b)
-
-
-def _upload_words(fed: DemoFederation, monkeypatch: pytest.MonkeyPatch, sql: str) -> list[int]:
-    """Run ``sql`` and return the length, in 64-bit words, of each masked upload the hub got."""
-    received: list[Any] = []
-    original = fed.hub.on_message
-
-    def record(silo_id: str, msg: Any) -> None:
-        received.append(msg)
-        original(silo_id, msg)
-
-    monkeypatch.setattr(fed.hub, "on_message", record)
-    with fedsql.connect(fed.target, analyst="limbs") as conn:
-        conn.cursor().execute(sql)
-    return [len(m.y) // 8 for m in received if isinstance(m, MaskedUpload)]
 
 
 def test_a_two_limb_query_equals_duckdb_over_the_pooled_data(
@@ -63,7 +49,9 @@ def test_a_two_limb_query_equals_duckdb_over_the_pooled_data(
     ).fetchone()
     assert expected is not None
     _close(row, expected)
-    assert _upload_words(oracle_federation, monkeypatch, VAR_COST) == [6, 6, 6, 6]
+    received = hub_messages(oracle_federation, monkeypatch, VAR_COST)
+    words = [len(m.y) // 8 for m in received if isinstance(m, MaskedUpload)]
+    assert words == [6, 6, 6, 6]  # one cell of 6 words from each silo
 
 
 @pytest.fixture(scope="module")
