@@ -10,7 +10,7 @@ import pytest
 
 import fedsql
 from fedsql.demo.federation import DemoFederation
-from fedsql.demo.generator import ensure_demo_data
+from fedsql.demo.generator import demo_files, ensure_demo_data
 
 SHARED_TABLES = ("patients", "visits", "labs")
 #: Policy changes for federation tests: budgets large enough for many queries.
@@ -26,6 +26,27 @@ def union_connection(files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
         parts = " UNION ALL ".join(f"SELECT * FROM c{i}.{table}" for i in range(len(files)))
         conn.execute(f"CREATE VIEW {table} AS {parts}")
     return conn
+
+
+#: Column bounds of the wide-bounds test contract: visit costs up to 1e7, so that a sum of squares
+#: of cost needs two limbs even with noise, and lab values up to 1e15, beyond two limbs.
+WIDE_BOUNDS = {
+    "bounds = [0.0, 5000.0]": "bounds = [0.0, 1e7]",  # visits.cost
+    "bounds = [0.0, 250.0]": "bounds = [0.0, 1e15]",  # labs.value
+}
+
+
+def wide_bounds_files(dest: Path) -> Path:
+    """The demo federation's files in ``dest``, with the contract's bounds of ``WIDE_BOUNDS``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in demo_files().glob("*.toml"):
+        text = source.read_text(encoding="utf-8")
+        if source.name == "contract.toml":
+            for old, new in WIDE_BOUNDS.items():
+                assert text.count(old) == 1, old
+                text = text.replace(old, new)
+        (dest / source.name).write_text(text, encoding="utf-8")
+    return dest
 
 
 @pytest.fixture(scope="session")

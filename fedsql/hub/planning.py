@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from fedsql.hub.registry import ConnectedSilo, now_ms
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.accuracy import Z95
 from fedsql.privacy.calibrate import NoisePlan
-from fedsql.secagg.encoding import CoordinateSpec
+from fedsql.secagg.encoding import LIMB_BITS, CoordinateSpec, dimension
 from fedsql.secagg.protocol import PROTOCOL_VERSION, Descriptor, Roster
 from fedsql.sql.plan import FederatedPlan
 from fedsql.transport.messages import ExecuteRequest
@@ -82,10 +83,23 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
     lines.append(f"partial SQL (run by every silo):\n{plan.partial_sql}")
     if plan.finalize_sql:
         lines.append(f"finalize SQL (run by the hub over noisy totals):\n{plan.finalize_sql}")
+    width = dimension(prepared.encoding, plan.cells) // plan.cells
     lines.append(
         f"key space: {plan.cells} cell(s) x {len(plan.measures)} measure(s) = "
-        f"vector of {plan.dimension}"
+        + (
+            f"vector of {plan.dimension}"
+            if width == len(plan.measures)
+            else f"{width} coordinates per cell, vector of {plan.cells * width}"
+        )
     )
+    for m, spec in zip(plan.measures, prepared.encoding, strict=True):
+        if spec.limbs > 1:
+            lines.append(
+                f"  {m.name} {m.expression}: sent in two limbs, X >> {LIMB_BITS} and "
+                f"X mod 2^{LIMB_BITS}, recombined exactly by the hub (its total over {n} "
+                f"silo(s) with {spec.frac_bits} fraction bits needs "
+                f"2^{math.log2(max(1, n * spec.limit)):.1f}, beyond the 2^62 one coordinate holds)"
+            )
     lines.append(
         f"cohort: {n} silo(s); secure aggregation threshold "
         f"t={contract.secagg.threshold_for(n)}, "
@@ -150,7 +164,7 @@ def descriptor_for(
         cohort=tuple(s.silo_id for s in prepared.silos),
         threshold=contract.secagg.threshold_for(n),
         n_min=contract.secagg.n_min,
-        dimension=plan.dimension,
+        dimension=dimension(prepared.encoding, plan.cells),
         encoding=prepared.encoding,
         cells=plan.cells,
         sigma_loc=(

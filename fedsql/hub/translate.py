@@ -93,7 +93,9 @@ def request_from_descriptor(desc: Descriptor) -> QueryRequest:
         dimension=desc.dimension,
         cells=desc.cells,
         encoding=tuple(
-            EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            EncodingEntry(
+                bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total, limbs=e.limbs
+            )
             for e in desc.encoding
         ),
         sigma_loc=tuple(desc.sigma_loc),

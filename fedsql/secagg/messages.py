@@ -137,9 +137,10 @@ class Descriptor:
     """The query descriptor Q of message M0; its digest hq binds every per-query key.
 
     ``encoding`` and ``sigma_loc`` are per measure; the vector is cell-major with
-    ``dimension == cells * len(encoding)``. ``sigma_loc`` is each silo's noise scale in encoded
-    units. ``cohort`` is the sorted tuple of participating silo ids (U). ``signature`` is the
-    coordinator's signature over hq; it is not part of hq.
+    ``dimension == cells * sum(limbs)`` (:func:`fedsql.secagg.encoding.dimension`).
+    ``sigma_loc`` is each silo's noise scale in encoded units. ``cohort`` is the sorted tuple
+    of participating silo ids (U). ``signature`` is the coordinator's signature over hq; it is
+    not part of hq.
     """
 
     version: int
@@ -197,7 +198,7 @@ class Descriptor:
         _require(_is_int(self.cells), "descriptor field cells must be an integer")
         _require(
             _is_int(self.dimension) and self.dimension == dimension(self.encoding, self.cells),
-            "the descriptor's dimension is not cells x measures",
+            "the descriptor's dimension is not cells x coordinates per cell",
         )
 
     @property
@@ -216,7 +217,10 @@ class Descriptor:
             The bytes hashed into hq (which the coordinator's signature covers).
         """
         encoding = seq_field(
-            float_field(s.bound) + int_field(s.frac_bits) + float_field(s.sigma_total)
+            float_field(s.bound)
+            + int_field(s.frac_bits)
+            + float_field(s.sigma_total)
+            + int_field(s.limbs)
             for s in self.encoding
         )
         parts = [

@@ -11,7 +11,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedsql.errors import DataError, ProtocolError
-from fedsql.secagg.encoding import OVERFLOW_SIGMAS, check_plan
+from fedsql.secagg.encoding import (
+    OVERFLOW_SIGMAS,
+    check_plan,
+    coordinate_bands,
+    coordinate_name,
+)
 from fedsql.secagg.messages import PROTOCOL_VERSION, Descriptor
 from fedsql.secagg.roster import Roster
 
@@ -146,7 +151,8 @@ def check_input(desc: Descriptor, x: NDArray[np.int64]) -> NDArray[np.uint64]:
 
     Raises:
         DataError: If ``x`` is not a 1-D int64 array of length ``desc.dimension``, or a
-            coordinate lies outside its bound plus 8 noise standard deviations.
+            coordinate lies outside its one-silo band (its bound plus 8 noise standard
+            deviations; see :func:`fedsql.secagg.encoding.limb_bands` for limbs).
     """
     if not isinstance(x, np.ndarray) or x.dtype != np.int64 or x.ndim != 1:
         raise DataError("the encoded vector must be a 1-D int64 numpy array")
@@ -154,20 +160,13 @@ def check_input(desc: Descriptor, x: NDArray[np.int64]) -> NDArray[np.uint64]:
         raise DataError(
             f"the encoded vector has length {x.shape[0]}, the query needs {desc.dimension}"
         )
-    m = len(desc.encoding)
-    limits = np.array(
-        [
-            min(s.limit + int(np.ceil(OVERFLOW_SIGMAS * sig)), 2**63 - 1)
-            for s, sig in zip(desc.encoding, desc.sigma_loc, strict=True)
-        ],
-        dtype=np.int64,
-    )
-    mat = x.reshape(desc.cells, m)
+    limits = coordinate_bands(desc.encoding, 1, desc.sigma_loc, OVERFLOW_SIGMAS)
+    mat = x.reshape(desc.cells, limits.shape[0])
     outside = (mat > limits) | (mat < -limits)
     if outside.any():
         j = int(np.flatnonzero(outside.ravel())[0])
         raise DataError(
-            f"coordinate {j} (cell {j // m}, measure {j % m}) of the encoded vector is "
-            "outside its bound plus noise allowance; refusing to upload"
+            f"{coordinate_name(j, desc.encoding)} of the encoded vector is outside its bound "
+            "plus noise allowance; refusing to upload"
         )
     return np.ascontiguousarray(x).view(np.uint64).copy()

@@ -33,8 +33,9 @@ def noised_vector(
     """Run the partial query and return the encoded vector with this silo's noise share added.
 
     The rows never leave this function: they are laid out over the public key space, clamped
-    and encoded to fixed point, and noised with discrete Gaussian noise of the plan's local
-    standard deviation (in encoded units) before the caller masks the vector. ``on_run`` is
+    and encoded to fixed point (in two limbs where the encoding says so), and noised with
+    discrete Gaussian noise of the plan's local standard deviation (in encoded units, on each
+    measure's lowest limb) before the caller masks the vector. ``on_run`` is
     called as soon as the partial query has run (whatever happens next).
 
     Raises:
@@ -46,11 +47,13 @@ def noised_vector(
     if on_run is not None:
         on_run()
     values = dense_vector(plan, names, rows)
-    encoded = encode(values, admission.encoding, plan.cells)
-    del values, rows
+    noise = None
     if admission.noise is not None:
-        n_measures = len(plan.measures)
-        for j, mn in enumerate(admission.noise.measures):
+        shares = []
+        for mn in admission.noise.measures:
             assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(mn.sigma_local_encoded)
-            encoded[j::n_measures] += sample_discrete_gaussian(mn.sigma_local_encoded, plan.cells)
+            shares.append(sample_discrete_gaussian(mn.sigma_local_encoded, plan.cells))
+        noise = np.column_stack(shares).reshape(-1)  # cell-major, like the values
+    encoded = encode(values, admission.encoding, plan.cells, noise=noise)
+    del values, rows
     return encoded

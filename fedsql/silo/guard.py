@@ -16,7 +16,7 @@ from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
 from fedsql.privacy.calibrate import NoisePlan, plan_noise
 from fedsql.query_terms import encoding_for, measure_specs
-from fedsql.secagg.encoding import CoordinateSpec, check_plan
+from fedsql.secagg.encoding import CoordinateSpec, check_plan, dimension
 from fedsql.sql.plan import FederatedPlan
 from fedsql.sql.plan_cache import plan_cached
 from fedsql.transport.messages import QueryRequest
@@ -76,7 +76,7 @@ def admit(
     params_ = contract.secagg
     if request.threshold != params_.threshold_for(n) or request.n_min != params_.n_min:
         raise ProtocolError("the secure-aggregation threshold differs from the contract's")
-    if len(request.sigma_loc) != len(plan.measures) or request.dimension != plan.dimension:
+    if len(request.sigma_loc) != len(plan.measures) or request.cells != plan.cells:
         raise ProtocolError("the request's vector layout differs from the plan's")
     noise: NoisePlan | None
     if all(s == 0.0 for s in request.sigma_loc):
@@ -96,9 +96,11 @@ def admit(
                 )
     encoding = encoding_for(contract, plan, noise, n)
     if len(request.encoding) != len(encoding) or any(
-        e.frac_bits != mine.frac_bits or not _close(e.bound, mine.bound)
+        e.frac_bits != mine.frac_bits or e.limbs != mine.limbs or not _close(e.bound, mine.bound)
         for e, mine in zip(request.encoding, encoding, strict=True)
     ):
         raise ProtocolError("the encoding the hub asks for differs from this silo's")
+    if request.dimension != dimension(encoding, plan.cells):
+        raise ProtocolError("the request's vector layout differs from the plan's")
     check_plan(encoding, n)
     return Admission(plan=plan, noise=noise, encoding=encoding, epsilon_micro=micro)

@@ -32,7 +32,9 @@ def descriptor_from_request(request: QueryRequest) -> Descriptor:
         n_min=request.n_min,
         dimension=request.dimension,
         encoding=tuple(
-            CoordinateSpec(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            CoordinateSpec(
+                bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total, limbs=e.limbs
+            )
             for e in request.encoding
         ),
         cells=request.cells,

@@ -155,7 +155,11 @@ class FederatedPlan:
 
     @property
     def dimension(self) -> int:
-        """Length d of the partial vector: cells x measures."""
+        """Length of the partial vector of values: cells x measures.
+
+        The encoded vector that silos upload is longer when a measure is sent in two limbs
+        (its length is ``fedsql.secagg.encoding.dimension`` of the query's encoding).
+        """
         return self.cells * len(self.measures)
 
     @property

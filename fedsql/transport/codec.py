@@ -184,7 +184,9 @@ def _query_request_pb(m: QueryRequest) -> pb.QueryRequest:
         dimension=m.dimension,
         cells=m.cells,
         encoding=[
-            pb.EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            pb.EncodingEntry(
+                bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total, limbs=e.limbs
+            )
             for e in m.encoding
         ],
         sigma_loc=list(m.sigma_loc),
@@ -502,7 +504,9 @@ def _query_request(p: pb.QueryRequest) -> QueryRequest:
         dimension=p.dimension,
         cells=p.cells,
         encoding=tuple(
-            EncodingEntry(bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total)
+            EncodingEntry(
+                bound=e.bound, frac_bits=e.frac_bits, sigma_total=e.sigma_total, limbs=e.limbs
+            )
             for e in p.encoding
         ),
         sigma_loc=tuple(p.sigma_loc),

@@ -215,12 +215,14 @@ class Welcome:
 
 @dataclass(frozen=True)
 class EncodingEntry:
-    """Fixed-point encoding of one measure: clip ``bound`` (value units), ``frac_bits`` and the
-    standard deviation of the summed noise ``sigma_total`` (encoded units)."""
+    """Fixed-point encoding of one measure: clip ``bound`` (value units), ``frac_bits``, the
+    standard deviation of the summed noise ``sigma_total`` (encoded units) and ``limbs``, the
+    coordinates each cell gives the measure (1, or 2 for a value split into two limbs)."""
 
     bound: float
     frac_bits: int
     sigma_total: float
+    limbs: int = 1
 
 
 @dataclass(frozen=True)

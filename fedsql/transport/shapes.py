@@ -212,6 +212,8 @@ def _check_query_request(m: QueryRequest) -> None:
     for j, entry in enumerate(m.encoding):
         _non_negative("QueryRequest", f"encoding[{j}].bound", entry.bound)
         _non_negative("QueryRequest", f"encoding[{j}].sigma_total", entry.sigma_total)
+        if entry.limbs < 1:
+            raise _fail("QueryRequest", f"encoding[{j}].limbs must be at least 1")
     for j, sigma in enumerate(m.sigma_loc):
         _non_negative("QueryRequest", f"sigma_loc[{j}]", sigma)
     if len(m.sigma_loc) != len(m.encoding):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import fedsql
 from fedsql.catalog import Contract
 from fedsql.config import load_contract
+from fedsql.demo.federation import DemoFederation
 from fedsql.demo.generator import ensure_demo_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +26,21 @@ class DemoBuild:
     cache_dir: Path
     paths: dict[str, Path]
     seconds: float
+
+
+def hub_messages(fed: DemoFederation, monkeypatch: pytest.MonkeyPatch, sql: str) -> list[Any]:
+    """Run ``sql`` on ``fed`` and return every message the hub received from silos meanwhile."""
+    received: list[Any] = []
+    original = fed.hub.on_message
+
+    def record(silo_id: str, msg: Any) -> None:
+        received.append(msg)
+        original(silo_id, msg)
+
+    monkeypatch.setattr(fed.hub, "on_message", record)
+    with fedsql.connect(fed.target, analyst="tester") as conn:
+        conn.cursor().execute(sql)
+    return received
 
 
 @pytest.fixture(scope="session")

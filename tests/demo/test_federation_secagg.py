@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
-import fedsql
 from fedsql.demo.federation import DemoFederation
 from fedsql.query_terms import encoding_for
 from fedsql.secagg.encoding import encode
@@ -15,6 +12,7 @@ from fedsql.silo.vector import dense_vector
 from fedsql.sql import plan_query
 from fedsql.sql.plan import SALT_PARAM
 from fedsql.transport.messages import MaskedUpload, UnmaskResponse
+from tests.demo.conftest import hub_messages
 
 SQL = "SELECT sex, diabetic, COUNT(*), SUM(bmi), AVG(age) FROM patients GROUP BY sex, diabetic"
 
@@ -34,16 +32,7 @@ def _true_vectors(fed: DemoFederation) -> dict[str, np.ndarray]:
 def test_hub_never_holds_a_single_silos_vector(
     oracle_federation: DemoFederation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    received: list[Any] = []
-    original = oracle_federation.hub.on_message
-
-    def record(silo_id: str, msg: Any) -> None:
-        received.append(msg)
-        original(silo_id, msg)
-
-    monkeypatch.setattr(oracle_federation.hub, "on_message", record)
-    with fedsql.connect(oracle_federation.target, analyst="tester") as conn:
-        conn.cursor().execute(SQL)
+    received = hub_messages(oracle_federation, monkeypatch, SQL)
     uploads = [m for m in received if isinstance(m, MaskedUpload)]
     responses = [m for m in received if isinstance(m, UnmaskResponse)]
     assert len(uploads) == 4 and len(responses) == 4

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from fedsql.catalog import SecAggParams
 from fedsql.secagg import keys
 from fedsql.secagg.coordinator_session import CoordinatorSession
-from fedsql.secagg.encoding import CoordinateSpec
+from fedsql.secagg.encoding import CoordinateSpec, dimension
 from fedsql.secagg.epochs import EpochKeyStore
 from fedsql.secagg.identity import IdentityKey, sign_message
 from fedsql.secagg.keys import SiloKeyPair
@@ -255,7 +255,7 @@ def make_descriptor(
         cohort=members,
         threshold=threshold if threshold is not None else t_default,
         n_min=n_min if n_min is not None else n_min_default,
-        dimension=cells * len(specs),
+        dimension=dimension(specs, cells),
         encoding=tuple(specs),
         cells=cells,
         sigma_loc=tuple(0.0 for _ in specs),

@@ -79,6 +79,16 @@ def test_changing_any_descriptor_field_changes_its_digest(name: str) -> None:
     assert other.canonical() != base.canonical()
 
 
+def test_the_limbs_of_a_measure_are_part_of_the_digest() -> None:
+    base = _desc()
+    split = (SPECS[0], dataclasses.replace(SPECS[1], limbs=2))
+    other = dataclasses.replace(base, encoding=split, dimension=9)
+    assert other.digest() != base.digest()
+    # the same vector length with the limbs on the other measure is another descriptor
+    moved = (dataclasses.replace(SPECS[0], limbs=2), SPECS[1])
+    assert dataclasses.replace(base, encoding=moved, dimension=9).digest() != other.digest()
+
+
 def test_equal_descriptors_have_equal_digests() -> None:
     a, b = _desc(), _desc()
     assert a == b
@@ -110,7 +120,8 @@ def test_descriptor_coerces_sequences_to_tuples() -> None:
         ({"cohort": ("clinic-000", "clinic-000")}, "distinct"),
         ({"cohort": ("clinic-000",)}, "at least two"),
         ({"cohort": ("clinic-000", "")}, "invalid silo id"),
-        ({"dimension": 7}, "cells x measures"),
+        ({"dimension": 7}, "cells x coordinates per cell"),
+        ({"encoding": (SPECS[0], dataclasses.replace(SPECS[1], limbs=2))}, "coordinates per cell"),
         ({"sigma_loc": (1.0,)}, "one sigma_loc per measure"),
         ({"sigma_loc": (1.0, float("nan"))}, "finite"),
         ({"sigma_loc": (1.0, -2.0)}, "finite"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -12,12 +13,14 @@ from fedsql.demo.generator import demo_files
 from fedsql.errors import Error, ProtocolError, QueryRejected, UnknownObject
 from fedsql.privacy.calibrate import plan_noise
 from fedsql.query_terms import encoding_for, measure_specs
+from fedsql.secagg.encoding import dimension
 from fedsql.silo.guard import admit
 from fedsql.sql import plan_query
 from fedsql.transport.messages import EncodingEntry, QueryRequest
 
 SQL = "SELECT sex, AVG(bmi) FROM patients WHERE age >= ? GROUP BY sex"
-PARAMS = "[40]"
+# VAR_SAMP's sum of squares of cost needs two limbs without noise (see fedsql.query_terms)
+SPLIT_SQL = "SELECT VAR_SAMP(cost) FROM visits"
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +33,16 @@ def policy(contract: Contract) -> SiloPolicy:
     return load_policy(demo_files() / "mumbai.toml", contract)
 
 
-def honest_request(contract: Contract, policy: SiloPolicy, *, noise: bool = True) -> QueryRequest:
+def honest_request(
+    contract: Contract,
+    policy: SiloPolicy,
+    *,
+    noise: bool = True,
+    sql: str = SQL,
+    params: tuple[object, ...] = (40,),
+) -> QueryRequest:
     """A request exactly as an honest hub would build it for a 4-silo cohort."""
-    plan = plan_query(SQL, [40], contract, policy.shared)
+    plan = plan_query(sql, list(params), contract, policy.shared)
     n = 4
     nplan = (
         plan_noise(0.5, contract.delta, measure_specs(plan), contract.secagg.m_min(n))
@@ -49,9 +59,9 @@ def honest_request(contract: Contract, policy: SiloPolicy, *, noise: bool = True
         cohort=("mumbai", "san-francisco", "seoul", "sydney"),
         threshold=contract.secagg.threshold_for(n),
         n_min=contract.secagg.n_min,
-        dimension=plan.dimension,
+        dimension=dimension(enc, plan.cells),
         cells=plan.cells,
-        encoding=tuple(EncodingEntry(e.bound, e.frac_bits, e.sigma_total) for e in enc),
+        encoding=tuple(EncodingEntry(e.bound, e.frac_bits, e.sigma_total, e.limbs) for e in enc),
         sigma_loc=tuple(0.0 for _ in plan.measures)
         if nplan is None
         else tuple(m.sigma_local_encoded for m in nplan.measures),
@@ -59,8 +69,8 @@ def honest_request(contract: Contract, policy: SiloPolicy, *, noise: bool = True
         epsilon_charge="0.5",
         analyst="alice",
         plan_hash=plan.plan_hash,
-        sql=SQL,
-        params_json=PARAMS,
+        sql=sql,
+        params_json=json.dumps(list(params)),
         deadline_ms=0,
     )
 
@@ -112,6 +122,23 @@ def test_tampered_request_is_refused(
     req = _tampered(honest_request(contract, policy), field)
     with pytest.raises(error):
         admit(req, contract, policy, testing=False)
+
+
+def test_a_measure_in_two_limbs_is_admitted_only_with_the_silos_own_limbs(
+    contract: Contract, policy: SiloPolicy
+) -> None:
+    req = honest_request(contract, policy, noise=False, sql=SPLIT_SQL, params=())
+    assert [e.limbs for e in req.encoding] == [1, 2, 2, 1]
+    admission = admit(req, contract, policy, testing=True)
+    assert [e.limbs for e in admission.encoding] == [1, 2, 2, 1]
+    one_limb = (req.encoding[0], dataclasses.replace(req.encoding[1], limbs=1), *req.encoding[2:])
+    for tampered in (
+        dataclasses.replace(req, encoding=one_limb),
+        dataclasses.replace(req, encoding=one_limb, dimension=req.dimension - req.cells),
+        dataclasses.replace(req, dimension=req.dimension - 1),
+    ):
+        with pytest.raises(ProtocolError, match="differs"):
+            admit(tampered, contract, policy, testing=True)
 
 
 def test_noise_off_only_in_test_mode(contract: Contract, policy: SiloPolicy) -> None:

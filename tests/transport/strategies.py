@@ -63,7 +63,13 @@ def _roster() -> st.SearchStrategy[tuple[m.RosterEntry, ...]]:
 
 
 def _encoding() -> st.SearchStrategy[tuple[tuple[m.EncodingEntry, ...], tuple[float, ...]]]:
-    entry = st.builds(m.EncodingEntry, bound=NON_NEGATIVE, frac_bits=U32, sigma_total=NON_NEGATIVE)
+    entry = st.builds(
+        m.EncodingEntry,
+        bound=NON_NEGATIVE,
+        frac_bits=U32,
+        sigma_total=NON_NEGATIVE,
+        limbs=st.integers(1, 2**32 - 1),
+    )
     return st.integers(0, 4).flatmap(
         lambda k: st.tuples(
             st.lists(entry, min_size=k, max_size=k).map(tuple),

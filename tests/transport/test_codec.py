@@ -47,9 +47,9 @@ def test_field_values_land_in_the_protobuf_fields_of_the_same_name() -> None:
     assert isinstance(proto, pb.QueryRequest)
     assert proto.qid == request.qid
     assert list(proto.cohort) == ["a", "b"]
-    assert [(e.bound, e.frac_bits, e.sigma_total) for e in proto.encoding] == [
-        (1.0, 0, 8.0),
-        (120.0, 4, 16.5),
+    assert [(e.bound, e.frac_bits, e.sigma_total, e.limbs) for e in proto.encoding] == [
+        (1.0, 0, 8.0, 1),
+        (120.0, 4, 16.5, 2),
     ]
     assert list(proto.sigma_loc) == [4.0, 8.25]
     assert proto.rho_charge == "0.125"

@@ -99,6 +99,11 @@ CASES: list[tuple[str, Any, str]] = [
         replace(QUERY, encoding=(QUERY.encoding[0], m.EncodingEntry(1.0, 0, -1.0))),
         "encoding[1].sigma_total must be a finite number >= 0",
     ),
+    (
+        "query limbs",
+        replace(QUERY, encoding=(QUERY.encoding[0], m.EncodingEntry(1.0, 0, 1.0, limbs=0))),
+        "encoding[1].limbs must be at least 1",
+    ),
     ("query sigma", replace(QUERY, sigma_loc=(math.nan, 1.0)), "sigma_loc[0] must be a finite"),
     ("query measures", replace(QUERY, sigma_loc=(1.0,)), "one entry per measure"),
     ("unmask survivors", replace(UNMASK, survivors=()), "survivors is empty"),

@@ -67,7 +67,7 @@ def make_hello(silo_id: str) -> Hello:
 
 
 def make_query(qid: bytes, cohort: tuple[str, ...]) -> QueryRequest:
-    """A QueryRequest for two measures over three cells."""
+    """A QueryRequest for two measures over three cells, the second sent in two limbs."""
     return QueryRequest(
         version=1,
         fed_id=FED_ID,
@@ -77,9 +77,9 @@ def make_query(qid: bytes, cohort: tuple[str, ...]) -> QueryRequest:
         cohort=cohort,
         threshold=1,
         n_min=2,
-        dimension=6,
+        dimension=9,
         cells=3,
-        encoding=(EncodingEntry(1.0, 0, 8.0), EncodingEntry(120.0, 4, 16.5)),
+        encoding=(EncodingEntry(1.0, 0, 8.0), EncodingEntry(120.0, 4, 16.5, limbs=2)),
         sigma_loc=(4.0, 8.25),
         rho_charge="0.125",
         epsilon_charge="1.0",

@@ -579,8 +579,8 @@ Global___AnalystEntry: _TypeAlias = AnalystEntry  # noqa: Y015
 
 @_typing.final
 class EncodingEntry(_message.Message):
-    """Fixed-point encoding of one measure: clip bound (value units), fraction bits and the standard
-    deviation of the summed noise (encoded units).
+    """Fixed-point encoding of one measure: clip bound (value units), fraction bits, the standard
+    deviation of the summed noise (encoded units) and the coordinates per cell (1, or 2 limbs).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -588,19 +588,22 @@ class EncodingEntry(_message.Message):
     BOUND_FIELD_NUMBER: _builtins.int
     FRAC_BITS_FIELD_NUMBER: _builtins.int
     SIGMA_TOTAL_FIELD_NUMBER: _builtins.int
+    LIMBS_FIELD_NUMBER: _builtins.int
     bound: _builtins.float
     frac_bits: _builtins.int
     sigma_total: _builtins.float
+    limbs: _builtins.int
     def __init__(
         self,
         *,
         bound: _builtins.float = ...,
         frac_bits: _builtins.int = ...,
         sigma_total: _builtins.float = ...,
+        limbs: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "frac_bits", b"frac_bits", "sigma_total", b"sigma_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "frac_bits", b"frac_bits", "limbs", b"limbs", "sigma_total", b"sigma_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
