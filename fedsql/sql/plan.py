@@ -25,6 +25,8 @@ PARTIALS_TABLE = "partials"
 CELL_COLUMN = "__cell"
 #: Named parameter of ``partial_sql`` that the silo binds to a fresh secret per query.
 SALT_PARAM = "fedsql_salt"
+#: Named parameter of ``partial_sql`` that each silo binds to its own id (the ``silo`` key).
+SILO_PARAM = "fedsql_silo"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,10 @@ class FederatedPlan:
     ``finalize_sql`` reads the table ``partials(__cell, <keys>, <measures>)`` and returns the
     output columns then ``__cell``.
 
+    ``per_silo`` says the query groups by the ``silo`` pseudo-column: each cell holds one
+    clinic's numbers, so every clinic in the cohort must allow per-clinic breakdowns, and each
+    silo binds ``$fedsql_silo`` in ``partial_sql`` to its own id.
+
     ``tables`` and ``columns`` list every contract table and column the query reads, through
     every join, CTE and subquery; ``joins`` describes each join and semi-join on the privacy
     unit (unit columns used only as join keys appear there, not in ``columns``); ``row_cap`` is
@@ -142,6 +148,7 @@ class FederatedPlan:
     explanation: tuple[str, ...] = ()
     joins: tuple[str, ...] = ()
     model: ModelSpec | None = None
+    per_silo: bool = False
 
     @property
     def cells(self) -> int:
