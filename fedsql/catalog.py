@@ -26,6 +26,10 @@ NUMERIC_TYPES: frozenset[str] = frozenset({"INTEGER", "BIGINT", "DOUBLE"})
 
 KeyValue = str | int | bool | _dt.date
 
+#: Name of the per-clinic pseudo-column: a group key whose value is the clinic's id, with the
+#: contract's ``silos`` list as its public domain.
+SILO_COLUMN = "silo"
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -176,7 +180,12 @@ class SecAggParams:
 
 @dataclass(frozen=True)
 class Contract:
-    """The federation contract: logical schema, bounds, domains and privacy parameters."""
+    """The federation contract: logical schema, bounds, domains and privacy parameters.
+
+    ``silos`` lists the clinic ids of the federation, in the order the contract declares them:
+    the public key domain of the ``silo`` pseudo-column (per-clinic breakdowns). Empty means
+    queries cannot group by clinic.
+    """
 
     federation_id: str
     tables: tuple[Table, ...]
@@ -184,6 +193,7 @@ class Contract:
     default_epsilon: float = 1.0
     secagg: SecAggParams = field(default_factory=SecAggParams)
     description: str = ""
+    silos: tuple[str, ...] = ()
 
     def table(self, name: str) -> Table | None:
         """The table called ``name`` (case-insensitive), or None."""
@@ -195,8 +205,15 @@ class Contract:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 (hex) of a canonical rendering: equal contracts have equal fingerprints."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
+        """SHA-256 (hex) of a canonical rendering: equal contracts have equal fingerprints.
+
+        A contract without a ``silos`` list renders as it did before the list existed, so its
+        fingerprint is unchanged.
+        """
+        rendering = asdict(self)
+        if not self.silos:
+            del rendering["silos"]
+        blob = json.dumps(rendering, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -297,6 +314,8 @@ class SiloPolicy:
     ``max_cells`` the largest key space (None: the planner's own limit) and ``rate_limit`` how
     many queries one analyst may send in a window (None: no limit). ``source``, when set,
     serves the shared tables from a connector instead of the DuckDB file ``data``.
+    ``allow_per_clinic`` allows queries grouped by the ``silo`` pseudo-column, whose cells
+    each hold one clinic's own (noisy) numbers.
     """
 
     silo_id: str
@@ -315,6 +334,7 @@ class SiloPolicy:
     max_cells: int | None = None
     rate_limit: RateLimit | None = None
     source: SourceSpec | None = None
+    allow_per_clinic: bool = False
 
     def shares(self, table: str, column: str | None = None) -> bool:
         """True if the clinic shares ``table`` (and ``column`` of it, when given)."""

@@ -49,6 +49,20 @@ def wide_bounds_files(dest: Path) -> Path:
     return dest
 
 
+def labelled_connection(files: dict[str, Path]) -> duckdb.DuckDBPyConnection:
+    """Like :func:`union_connection`, with each row labelled by its clinic's id as ``silo``
+    (the oracle of per-clinic breakdowns)."""
+    conn = duckdb.connect()
+    for i, path in enumerate(files.values()):
+        conn.execute(f"ATTACH '{path}' AS c{i} (READ_ONLY)")
+    for table in SHARED_TABLES:
+        parts = " UNION ALL ".join(
+            f"SELECT *, '{silo}' AS silo FROM c{i}.{table}" for i, silo in enumerate(files)
+        )
+        conn.execute(f"CREATE VIEW {table} AS {parts}")
+    return conn
+
+
 @pytest.fixture(scope="session")
 def demo_data() -> dict[str, Path]:
     """The demo clinics' database files (generated once, cached)."""
@@ -59,6 +73,14 @@ def demo_data() -> dict[str, Path]:
 def pooled(demo_data: dict[str, Path]) -> Iterator[duckdb.DuckDBPyConnection]:
     """DuckDB over the pooled data of all four clinics."""
     conn = union_connection(demo_data)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def labelled(demo_data: dict[str, Path]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """DuckDB over the pooled data, each row labelled with its clinic's id as ``silo``."""
+    conn = labelled_connection(demo_data)
     yield conn
     conn.close()
 

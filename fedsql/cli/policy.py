@@ -53,6 +53,7 @@ def _summary(policy: SiloPolicy) -> str:
         f"silo {policy.silo_id} shares {tables}; epsilon cap {policy.max_epsilon_per_query:g} "
         f"per query, budget {policy.budget_epsilon:g} per analyst ({renewal}); "
         f"aggregates {', '.join(policy.aggregates)}; {rate}; approval {policy.approval}"
+        + ("; per-clinic breakdowns allowed" if policy.allow_per_clinic else "")
     )
 
 

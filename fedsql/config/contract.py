@@ -5,17 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from fedsql.catalog import COLUMN_TYPES, Column, Contract, SecAggParams, Table
+from fedsql.catalog import COLUMN_TYPES, SILO_COLUMN, Column, Contract, SecAggParams, Table
 from fedsql.config.columns import COLUMN_KEYS, DOMAIN_KEYS, TYPE_ALIASES, read_column
 from fedsql.config.fields import Section, epsilon_value
-from fedsql.config.names import identifier_problem, is_slug, key_path, quote, slugify
+from fedsql.config.names import (
+    identifier_problem,
+    index_path,
+    is_slug,
+    key_path,
+    quote,
+    slugify,
+)
 from fedsql.config.problems import Problems, describe, did_you_mean, read_config_text, read_toml
 
 #: Keys each table of a contract file accepts; ``*`` stands for any table or column name.
 #: ``tables`` and ``tables.*.columns`` are open tables (see CONTRACT_OPEN_TABLES).
 CONTRACT_KEYS: Mapping[str, frozenset[str]] = {
     "": frozenset({"federation", "secagg", "tables"}),
-    "federation": frozenset({"id", "description", "delta", "default_epsilon"}),
+    "federation": frozenset({"id", "description", "delta", "default_epsilon", "silos"}),
     "secagg": frozenset({"n_min", "c_max", "threshold", "max_rows_per_silo"}),
     "tables.*": frozenset({"unit", "max_rows_per_unit", "description", "columns"}),
     "tables.*.columns.*": COLUMN_KEYS,
@@ -67,10 +74,13 @@ def parse_contract(text: str, *, file: str = "<string>") -> Contract:
     root.check_keys(CONTRACT_KEYS[""])
     federation = root.table("federation", '[federation] with id = "my-federation"', required=True)
     fields = _read_federation(federation) if federation is not None else None
+    silos = _read_silos(federation) if federation is not None else ()
     secagg = _read_secagg(root.table("secagg", "[secagg] with n_min and c_max"))
     tables = _read_tables(
         root.table("tables", "one [tables.<name>] section per table", required=True)
     )
+    if silos:
+        _check_silo_column(problems, tables)
     problems.raise_if_any()
     assert fields is not None and secagg is not None
     federation_id, description, delta, default_epsilon = fields
@@ -81,6 +91,7 @@ def parse_contract(text: str, *, file: str = "<string>") -> Contract:
         default_epsilon=default_epsilon,
         secagg=secagg,
         description=description,
+        silos=silos,
     )
 
 
@@ -108,6 +119,51 @@ def _read_federation(section: Section) -> tuple[str, str, float, float]:
         _DEFAULTS.delta if delta is None else delta,
         _DEFAULTS.default_epsilon if default_epsilon is None else default_epsilon,
     )
+
+
+def _read_silos(section: Section) -> tuple[str, ...]:
+    """The ``silos`` list: the clinic ids, the public domain of the ``silo`` pseudo-column."""
+    example = 'silos = ["clinic-a", "clinic-b", "clinic-c"]'
+    values = section.array("silos", example)
+    if values is None:
+        return ()
+    if not values:
+        section.add(
+            "silos",
+            f"the list is empty; list every clinic's id, e.g. {example}, or remove the key "
+            "(queries then cannot group by silo)",
+        )
+        return ()
+    silos: list[str] = []
+    for index, value in enumerate(values):
+        key = index_path(section.key("silos"), index)
+        if not isinstance(value, str):
+            section.problems.add(
+                key, f"expected a clinic id (a string), got {describe(value)}; write {example}"
+            )
+        elif not is_slug(value):
+            section.problems.add(
+                key,
+                f"{quote(value)} is not a valid silo id; use lower-case letters, digits and "
+                f'inner hyphens (at most 63 characters), e.g. "{slugify(value)}"',
+            )
+        elif value in silos:
+            section.problems.add(key, f"{quote(value)} is listed twice; list each clinic once")
+        else:
+            silos.append(value)
+    return tuple(silos)
+
+
+def _check_silo_column(problems: Problems, tables: tuple[Table, ...]) -> None:
+    """A declared ``silos`` list makes ``silo`` a pseudo-column: no table may have a real one."""
+    for table in tables:
+        if table.column(SILO_COLUMN) is not None:
+            problems.add(
+                f"tables.{table.name}.columns.{SILO_COLUMN}",
+                f"a column named {SILO_COLUMN} clashes with the per-clinic pseudo-column "
+                f"{SILO_COLUMN} that [federation] silos declares; rename the column (and bind "
+                "it under its new name in every policy), or remove silos from [federation]",
+            )
 
 
 def _read_secagg(section: Section | None) -> SecAggParams | None:

@@ -88,6 +88,16 @@ class Section:
             return None
         return value
 
+    def boolean(self, name: str, example: str, *, required: bool = False) -> bool | None:
+        """The boolean at ``name``, or None if missing or not a boolean."""
+        value = self._fetch(name, example, required)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self._wrong(name, "true or false", value, example)
+            return None
+        return value
+
     def number(self, name: str, example: str, *, required: bool = False) -> float | None:
         """The finite number (integer or float) at ``name`` as a float, or None."""
         value = self._fetch(name, example, required)

@@ -28,7 +28,7 @@ POLICY_KEYS: Mapping[str, frozenset[str]] = {
             "analysts",
         }
     ),
-    "queries": frozenset({"aggregates", "unit_uses", "max_cells"}),
+    "queries": frozenset({"aggregates", "unit_uses", "max_cells", "allow_per_clinic"}),
     "limits": frozenset({"query_timeout_s", "rate_limit"}),
     "approval": frozenset({"mode"}),
     "source": SOURCE_KEYS,
@@ -120,6 +120,7 @@ def parse_policy(
     max_eps, budget, min_group, analysts = _read_privacy(privacy)
     renewal = _read_renewal(privacy)
     aggregates, unit_uses, max_cells = _read_queries(queries)
+    per_clinic = _read_per_clinic(queries, contract, identity[0] or None if identity else None)
     timeout, rate_limit = _read_limits(limits)
     mode = _read_approval(approval)
 
@@ -143,6 +144,7 @@ def parse_policy(
         max_cells=max_cells,
         rate_limit=rate_limit,
         source=source,
+        allow_per_clinic=per_clinic,
     )
 
 
@@ -389,6 +391,29 @@ def _read_queries(section: Section | None) -> tuple[tuple[str, ...], tuple[str, 
         _DEFAULTS.unit_uses if unit_uses is None else unit_uses,
         max_cells,
     )
+
+
+def _read_per_clinic(section: Section | None, contract: Contract, silo_id: str | None) -> bool:
+    """``allow_per_clinic``: whether queries may group by the ``silo`` pseudo-column here."""
+    if section is None:
+        return _DEFAULTS.allow_per_clinic
+    allowed = section.boolean("allow_per_clinic", "allow_per_clinic = false")
+    if not allowed:
+        return _DEFAULTS.allow_per_clinic
+    if not contract.silos:
+        section.add(
+            "allow_per_clinic",
+            "the contract declares no [federation] silos list, so no query can group by silo; "
+            "remove allow_per_clinic, or ask the federation to add silos = [...] to its contract",
+        )
+    elif silo_id is not None and silo_id not in contract.silos:
+        section.add(
+            "allow_per_clinic",
+            f"this silo's id {quote(silo_id)} is not in the contract's [federation] silos "
+            f"({', '.join(contract.silos)}), so its rows could fill no per-clinic cell; ask the "
+            "federation to add it, or set allow_per_clinic = false",
+        )
+    return True
 
 
 def _read_limits(section: Section | None) -> tuple[float, RateLimit | None]:

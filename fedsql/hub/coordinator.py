@@ -25,6 +25,7 @@ from fedsql.hub.finalize import finalize_engine
 from fedsql.hub.model_run import explain_model, run_model
 from fedsql.hub.planning import (
     Prepared,
+    check_per_clinic,
     choose_epsilon,
     descriptor_for,
     explain_lines,
@@ -272,6 +273,7 @@ class Hub:
             )
         visible = visible_tables(silos)
         plan = plan_cached(req.sql, req.params_json, self.contract, visible)
+        check_per_clinic(self.contract, plan, silos)
         epsilon = choose_epsilon(self.contract, req.epsilon, silos)
         noise: NoisePlan | None = None
         if self.noise:

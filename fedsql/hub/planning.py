@@ -47,6 +47,32 @@ def visible_tables(silos: list[ConnectedSilo]) -> dict[str, tuple[str, ...]]:
     return visible
 
 
+def check_per_clinic(contract: Contract, plan: FederatedPlan, silos: list[ConnectedSilo]) -> None:
+    """Refuse a per-clinic breakdown (GROUP BY silo) unless every clinic of the cohort allows it.
+
+    Each cell of such a query holds one clinic's own (noisy) numbers, so each clinic must have
+    announced in its hello that its policy allows them, and each must be in the contract's
+    ``silos`` list (else its rows would fill no cell). The silos check again under their own
+    policies; this check only refuses before any of them is asked.
+
+    Raises:
+        QueryRejected: Naming the first clinic (by id) that does not allow it.
+    """
+    if not plan.per_silo:
+        return
+    for silo in sorted(silos, key=lambda s: s.silo_id):
+        if not silo.hello.allow_per_clinic:
+            raise QueryRejected(
+                f"per-clinic breakdowns (GROUP BY silo) are not allowed by clinic "
+                f"{silo.silo_id}'s policy (queries.allow_per_clinic); group by other keys"
+            )
+        if silo.silo_id not in contract.silos:
+            raise QueryRejected(
+                f"clinic {silo.silo_id} is not in the contract's silos list, so it has no "
+                "per-clinic cell; the federation must add it to [federation] silos"
+            )
+
+
 def choose_epsilon(contract: Contract, asked: str, silos: list[ConnectedSilo]) -> str:
     """The query's epsilon as a canonical decimal string.
 

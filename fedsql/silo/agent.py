@@ -213,6 +213,7 @@ class SiloAgent:
             max_epsilon_per_query=repr(float(self.policy.max_epsilon_per_query)),
             shared=tuple(sorted((t, tuple(c)) for t, c in self.policy.shared.items())),
             test_mode=self.testing,
+            allow_per_clinic=self.policy.allow_per_clinic,
             epoch_key=None if self._epoch_key is None else epoch_key_to_message(self._epoch_key),
         )
 
@@ -373,7 +374,7 @@ class SiloAgent:
         """Every check of a query under ``policy``, before any data is touched."""
         admission = admit(request, self.contract, policy, testing=self.testing)
         check_policy(admission.plan, policy, admission.epsilon_micro, self.contract)
-        sql = partial_sql(admission, self._within_cap)
+        sql = partial_sql(admission, self._within_cap, self.silo_id)
         self.engine.bind(sql, admission.plan.run_params(sql, 0))
         return admission
 
@@ -450,6 +451,7 @@ class SiloAgent:
                 admission,
                 self._within_cap,
                 policy.query_timeout_s,
+                self.silo_id,
                 on_run=lambda: self._executed(request),
             )
             upload = session.upload(descriptor, vector)

@@ -13,14 +13,20 @@ from fedsql.secagg.encoding import encode
 from fedsql.silo.guard import Admission
 from fedsql.silo.source_engines import QueryEngine
 from fedsql.silo.vector import dense_vector
+from fedsql.sql.silo_key import bind_silo
 
 
-def partial_sql(admission: Admission, within_cap: Mapping[str, bool]) -> str:
-    """The partial query to run: without the per-unit cap only where it could drop no row."""
+def partial_sql(admission: Admission, within_cap: Mapping[str, bool], silo_id: str) -> str:
+    """The partial query to run: without the per-unit cap only where it could drop no row.
+
+    The ``silo`` key, when the plan has one, is bound to ``silo_id``, this silo's own id, so
+    every row falls in this silo's own cells.
+    """
     plan = admission.plan
+    sql = plan.partial_sql
     if plan.partial_sql_uncapped and all(within_cap.get(t, False) for t in plan.tables):
-        return plan.partial_sql_uncapped
-    return plan.partial_sql
+        sql = plan.partial_sql_uncapped
+    return bind_silo(sql, silo_id) if plan.per_silo else sql
 
 
 def noised_vector(
@@ -28,6 +34,7 @@ def noised_vector(
     admission: Admission,
     within_cap: Mapping[str, bool],
     timeout_s: float,
+    silo_id: str,
     on_run: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Run the partial query and return the encoded vector with this silo's noise share added.
@@ -35,14 +42,15 @@ def noised_vector(
     The rows never leave this function: they are laid out over the public key space, clamped
     and encoded to fixed point (in two limbs where the encoding says so), and noised with
     discrete Gaussian noise of the plan's local standard deviation (in encoded units, on each
-    measure's lowest limb) before the caller masks the vector. ``on_run`` is
-    called as soon as the partial query has run (whatever happens next).
+    measure's lowest limb) before the caller masks the vector. ``silo_id`` is this silo's own id
+    (the value of the ``silo`` key). ``on_run`` is called as soon as the partial query has run
+    (whatever happens next).
 
     Raises:
         QueryTimeout: The partial query ran past ``timeout_s``.
     """
     plan = admission.plan
-    sql = partial_sql(admission, within_cap)
+    sql = partial_sql(admission, within_cap, silo_id)
     names, rows = engine.run(sql, plan.run_params(sql, secrets.randbits(63)), timeout_s)
     if on_run is not None:
         on_run()

@@ -75,8 +75,9 @@ def check_policy(
 ) -> None:
     """Refuse a planned query that this clinic's policy does not allow.
 
-    Checks, in order: the per-query epsilon cap, that every table and column is shared, the
-    key-space size, the aggregate functions and the uses of the privacy unit column.
+    Checks, in order: the per-query epsilon cap, per-clinic breakdowns (the ``silo`` key),
+    that every table and column is shared, the key-space size, the aggregate functions and
+    the uses of the privacy unit column.
 
     Args:
         plan: The silo's own plan of the request.
@@ -89,6 +90,7 @@ def check_policy(
         UnknownObject: It reads a table or column the clinic does not share.
     """
     _check_epsilon(policy, epsilon_micro)
+    _check_per_clinic(plan, policy, contract)
     _check_shared(plan, policy)
     _check_cells(plan, policy)
     _check_aggregates(plan, policy)
@@ -101,6 +103,21 @@ def _check_epsilon(policy: SiloPolicy, epsilon_micro: int) -> None:
         raise QueryRejected(
             f"epsilon {micro_to_epsilon(epsilon_micro)} is above this clinic's per-query cap "
             f"of {micro_to_epsilon(cap)} (privacy.max_epsilon_per_query); ask for at most that"
+        )
+
+
+def _check_per_clinic(plan: FederatedPlan, policy: SiloPolicy, contract: Contract) -> None:
+    if not plan.per_silo:
+        return
+    if not policy.allow_per_clinic:
+        raise QueryRejected(
+            "per-clinic breakdowns (GROUP BY silo) are not allowed by this clinic's policy "
+            "(queries.allow_per_clinic = false); group by other keys, or ask the clinic"
+        )
+    if policy.silo_id not in contract.silos:
+        raise QueryRejected(
+            f"this clinic's id {policy.silo_id} is not in the contract's silos list, so it "
+            "has no per-clinic cell; the federation must add it before grouping by silo"
         )
 
 

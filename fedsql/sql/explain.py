@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from fedsql.catalog import SILO_COLUMN
 from fedsql.sql.measures import MeasureSet
 from fedsql.sql.plan import KeySpace, Measure, OutputColumn
 from fedsql.sql.quantiles import HISTOGRAM_BINS, bin_width
@@ -73,6 +74,14 @@ def explain(
     cells = 1
     for key in keys:
         cells *= len(key.values)
+        if key.source == SILO_COLUMN and query.per_silo:
+            lines.append(
+                f"key {key.name} = {SILO_COLUMN} ({key.sql_type}): {len(key.values)} clinic id(s) "
+                "from the contract's silos list, not from data; per-clinic breakdown: each silo "
+                "fills only its own id's cells (every clinic in the cohort must allow it, "
+                "queries.allow_per_clinic)"
+            )
+            continue
         derived = "" if table.column(key.source) is not None else ", evaluated over them"
         lines.append(
             f"key {key.name} = {key.source} ({key.sql_type}): {len(key.values)} value(s) from "

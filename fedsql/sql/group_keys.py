@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from fedsql.catalog import Column, KeyValue, Table
+from fedsql.catalog import SILO_COLUMN, Column, KeyValue, Table
 from fedsql.errors import QueryRejected
 from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.key_domains import evaluate_key_domain
@@ -132,6 +132,11 @@ def check_grouped_references(query: Query) -> None:
             name = str(reference.name)
             if name == query.table.unit:
                 raise QueryRejected(_unit_message(query.table, f"used in {clause}"))
+            if query.per_silo and name == SILO_COLUMN:
+                raise QueryRejected(
+                    f"{SILO_COLUMN} in {clause} is the per-clinic pseudo-column, which is only a "
+                    f"grouping key; add GROUP BY {SILO_COLUMN}"
+                )
             raise QueryRejected(
                 f"column {name} in {clause} is neither a group key nor inside an aggregate; "
                 f"add it to GROUP BY (it needs a domain) or aggregate it, e.g. COUNT({name})"

@@ -10,6 +10,9 @@ Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo to a fresh random B
       QUALIFY ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY HASH(__rid, $fedsql_salt)) <= <k>)
     SELECT k0, COUNT(*) AS m0, SUM(a0) AS m1, COUNT(a0) AS m2 FROM __capped GROUP BY k0
 
+A key over the ``silo`` pseudo-column reads ``$fedsql_silo`` where the column would be
+(``$fedsql_silo AS k0``); each silo binds it to its own id (see ``silo_key``).
+
 The row cap keeps at most k rows per unit after WHERE, chosen by a keyed hash of the row id, so
 the analyst cannot steer which rows count. A summed column's value is clamped to its bounds::
 
@@ -51,6 +54,7 @@ from fedsql.sql.plan import SALT_PARAM, KeySpace
 from fedsql.sql.quantiles import bin_condition, bin_index
 from fedsql.sql.query import Query
 from fedsql.sql.relations import from_clause
+from fedsql.sql.silo_key import silo_placeholder
 from fedsql.sql.statement import DIALECT
 
 ROWS_CTE = "__rows"
@@ -83,7 +87,7 @@ def build_partial_sql(
             exp.alias_(_quoted(table.unit), UNIT_COLUMN),
             exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
         ]
-        projections += [exp.alias_(key_expression(key), key.name) for key in keys]
+        projections += [exp.alias_(_key_value(query, key), key.name) for key in keys]
         projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
         rows = exp.select(*projections).from_(
             exp.Table(this=exp.to_identifier(table.name, quoted=True))
@@ -137,7 +141,7 @@ def _joined_rows(
     projections += [
         exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
     ]
-    projections += [exp.alias_(scope.to_sql(key_expression(key)), key.name) for key in keys]
+    projections += [exp.alias_(scope.to_sql(_key_value(query, key)), key.name) for key in keys]
     projections += [
         exp.alias_(
             slot_value(slot, scope.to_sql(guard_row_errors(quote_columns(slot.expression)))),
@@ -152,6 +156,12 @@ def _joined_rows(
     if query.where is not None:
         rows = rows.where(scope.to_sql(guard_row_errors(query.where)))
     return rows, row_ids
+
+
+def _key_value(query: Query, key: KeySpace) -> exp.Expr:
+    """The row-level value of a key; the ``silo`` pseudo-column becomes ``$fedsql_silo``."""
+    expression = key_expression(key)
+    return silo_placeholder(expression) if query.per_silo else expression
 
 
 def slot_value(slot: ValueSlot, value_sql: exp.Expr | None = None) -> exp.Expr:

@@ -27,6 +27,8 @@ CELL_COLUMN = "__cell"
 SALT_PARAM = "fedsql_salt"
 #: Prefix of the named parameters holding a logistic round's coefficients: ``$fedsql_b<cell>_<i>``.
 BETA_PARAM = "fedsql_b"
+#: Named parameter of ``partial_sql`` that each silo binds to its own id (the ``silo`` key).
+SILO_PARAM = "fedsql_silo"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class FederatedPlan:
     ``finalize_sql`` reads the table ``partials(__cell, <keys>, <measures>)`` and returns the
     output columns then ``__cell``.
 
+    ``per_silo`` says the query groups by the ``silo`` pseudo-column: each cell holds one
+    clinic's numbers, so every clinic in the cohort must allow per-clinic breakdowns, and each
+    silo binds ``$fedsql_silo`` in ``partial_sql`` to its own id.
+
     ``tables`` and ``columns`` list every contract table and column the query reads, through
     every join, CTE and subquery; ``joins`` describes each join and semi-join on the privacy
     unit (unit columns used only as join keys appear there, not in ``columns``); ``row_cap`` is
@@ -144,6 +150,7 @@ class FederatedPlan:
     explanation: tuple[str, ...] = ()
     joins: tuple[str, ...] = ()
     model: ModelSpec | None = None
+    per_silo: bool = False
 
     @property
     def cells(self) -> int:

@@ -113,6 +113,7 @@ def _plan(
         tables=tables,
         columns=columns,
         joins=joins,
+        per_silo=query.per_silo,
         row_cap=query.table.max_rows_per_unit,
         keys=keys,
         measures=tuple(measures.measures),

@@ -12,6 +12,10 @@ unit, or reads CTEs, subqueries or semi-joins, ``table`` is the *joined rows* as
 table (see ``scopes``): its columns carry virtual names (``value``, ``l.value``, ``__semi0``),
 its unit is the shared unit column and its ``max_rows_per_unit`` is the cap of the joined rows;
 ``source`` says how the partial SQL reads them.
+
+``per_silo`` says the query reads the ``silo`` pseudo-column (``silo_key``); ``table`` then
+lists it after its real columns, so every step treats it as a column with a public domain, and
+only the partial SQL replaces it by the silo's own id.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Query:
     offset: int | None = None
     referenced: set[str] = field(default_factory=set)
     source: RowSource | None = None
+    per_silo: bool = False
 
     @property
     def joined(self) -> bool:

@@ -228,6 +228,11 @@ def plan_model(
     check_clauses(surrogate)
     check_expressions(surrogate)
     query = resolve_names(surrogate, contract, visible)
+    if query.per_silo:
+        raise QueryRejected(
+            f"{name} cannot use the per-clinic pseudo-column silo: per-clinic models are not "
+            "supported; fit the model over the whole federation, or group it by a column"
+        )
     if query.joined:
         raise QueryRejected(
             f"{name} reads one table: joins, CTEs and subqueries are not supported with model "

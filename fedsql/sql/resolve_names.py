@@ -7,6 +7,11 @@ Names compare case-insensitively, quoted or not (``"Age"``, ``AGE`` and ``age`` 
 column), as in DuckDB. Precedence follows DuckDB: in GROUP BY a table column wins over an output
 alias; in HAVING a group key wins, then an alias; in ORDER BY an alias wins. Qualified names are
 accepted only as ``<table or alias>.<column>``.
+
+An unqualified ``silo`` that no relation of the query has names the per-clinic pseudo-column
+(``silo_key``): accepted as a group key and where a group key may be read, refused in WHERE and
+inside aggregates. The resolved query then has the pseudo-column among its table's columns and
+``per_silo`` set; it is never among the columns the query reads from a silo's tables.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from fedsql.catalog import Column, Contract, Table
+from fedsql.catalog import SILO_COLUMN, Column, Contract, Table
 from fedsql.errors import QueryRejected
 from fedsql.sql.check_clauses import row_count
 from fedsql.sql.check_expressions import is_semi_join
@@ -25,6 +30,7 @@ from fedsql.sql.parameters import BOUND_META
 from fedsql.sql.query import Output, Query
 from fedsql.sql.relations import check_sources, check_unit_outputs
 from fedsql.sql.row_source import build_row_source
+from fedsql.sql.silo_key import is_silo_reference, only_a_key, silo_column
 
 
 def resolve_names(
@@ -55,6 +61,8 @@ class _Resolver:
         self, select: exp.Select, contract: Contract, visible: Mapping[str, Sequence[str]]
     ) -> None:
         self.select = select
+        self.contract = contract
+        self.per_silo = False
         self.visible = {
             t.lower(): frozenset(c.lower() for c in cols) for t, cols in visible.items()
         }
@@ -82,8 +90,20 @@ class _Resolver:
     def _is_table_column(self, name: str) -> bool:
         return self.scope.has(name)
 
-    def _canonical(self, node: exp.Column) -> exp.Column:
+    def _canonical(self, node: exp.Column, clause: str) -> exp.Column:
+        if is_silo_reference(node) and not self._is_table_column(str(node.name).lower()):
+            return self._silo(node, clause)
         return exp.column(self._column(node).name)
+
+    def _silo(self, node: exp.Column, clause: str) -> exp.Column:
+        """The pseudo-column ``silo``, where a group key may be read."""
+        if clause == "WHERE":
+            raise only_a_key("WHERE")
+        if node.find_ancestor(exp.AggFunc, exp.Filter) is not None:
+            raise only_a_key("an aggregate's argument or FILTER")
+        silo_column(self.contract)  # refuses a contract without a silos list
+        self.per_silo = True
+        return exp.column(node.name.lower())
 
     def _columns_only(self, expression: exp.Expr, clause: str) -> exp.Expr:
         """Resolve every column of ``expression`` as a table column (no aliases)."""
@@ -99,7 +119,7 @@ class _Resolver:
                     f"{clause} cannot refer to the output alias {name!r}; repeat its expression"
                     + (" (filter on aggregates in HAVING)" if clause == "WHERE" else "")
                 )
-            return self._canonical(node)
+            return self._canonical(node, clause)
 
         return expression.transform(bind)
 
@@ -185,12 +205,24 @@ class _Resolver:
         query.referenced = self.referenced
         self.source.check_ctes_used()
         if not self.source.plain:
-            check_unit_outputs(self.scope, _post_aggregation_columns(query))
+            real = [(c, n) for c, n in _post_aggregation_columns(query) if not self._pseudo(n)]
+            check_unit_outputs(self.scope, real)
             read_by_keys = [
-                str(column.name) for key in query.group_by for column in key.find_all(exp.Column)
+                str(column.name)
+                for key in query.group_by
+                for column in key.find_all(exp.Column)
+                if not self._pseudo(str(column.name))
             ]
             check_sources(self.scope, read_by_keys, _summed(query))
+        if self.per_silo:
+            pseudo = silo_column(self.contract)
+            query.table = replace(query.table, columns=(*query.table.columns, pseudo))
+            query.per_silo = True
         return query
+
+    def _pseudo(self, name: str) -> bool:
+        """True if ``name`` (resolved) is the pseudo-column ``silo``."""
+        return self.per_silo and name == SILO_COLUMN
 
     def _group_key(self, item: exp.Expr) -> exp.Expr:
         """A GROUP BY item as a resolved expression: a column, an alias's or an ordinal's
@@ -201,7 +233,7 @@ class _Resolver:
             if self._is_alias(item) and not self._is_table_column(name):
                 target = self._alias_target(item, "GROUP BY")
             else:
-                return self._canonical(item)
+                return self._canonical(item, "GROUP BY")
         if target is not None:
             return target
         return self._columns_only(item.unnest(), "GROUP BY")
@@ -218,7 +250,7 @@ class _Resolver:
                 key_first = clause == "HAVING" and name in keys
                 if not key_first:
                     return self._alias_target(node, clause)
-            return self._canonical(node)
+            return self._canonical(node, clause)
 
         return expression.transform(bind)
 

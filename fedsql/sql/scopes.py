@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from fedsql.catalog import Column, Table
 from fedsql.errors import QueryRejected, UnknownObject
+from fedsql.sql.silo_key import is_silo_reference, only_a_key
 
 
 @dataclass(frozen=True)
@@ -270,9 +271,11 @@ class Scope:
         owner = ".".join(origin) if origin is not None else f"{relation.alias}.{name}"
         raise UnknownObject(f"column {owner} is not shared; shared columns: {shared}")
 
-    def _unknown(self, node: exp.Column) -> UnknownObject:
+    def _unknown(self, node: exp.Column) -> UnknownObject | QueryRejected:
         qualifier = str(node.table).lower()
         name = str(node.name).lower()
+        if is_silo_reference(node):
+            return only_a_key("a join, CTE or subquery")
         aliases = [r.alias for r in self.relations]
         if qualifier and qualifier not in aliases:
             reads = ", ".join(r.label for r in self.relations)

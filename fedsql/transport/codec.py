@@ -78,6 +78,7 @@ def _hello_pb(m: Hello) -> pb.Hello:
         shared=[pb.SharedTable(table=t, columns=list(cols)) for t, cols in m.shared],
         test_mode=m.test_mode,
         epoch_key=None if m.epoch_key is None else _epoch_key_pb(m.epoch_key),
+        allow_per_clinic=m.allow_per_clinic,
     )
 
 
@@ -418,6 +419,7 @@ def _hello(p: pb.Hello) -> Hello:
         shared=tuple((s.table, tuple(s.columns)) for s in p.shared),
         test_mode=p.test_mode,
         epoch_key=_epoch_key(p.epoch_key) if p.HasField("epoch_key") else None,
+        allow_per_clinic=p.allow_per_clinic,
     )
 
 

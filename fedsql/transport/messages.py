@@ -69,7 +69,8 @@ SiloBytes = tuple[str, bytes]
 class Hello:
     """First message of a silo's stream: who it is, what it shares and its X25519 public key.
 
-    ``shared`` lists ``(table, columns)`` pairs; ``max_epsilon_per_query`` is a decimal string.
+    ``shared`` lists ``(table, columns)`` pairs; ``max_epsilon_per_query`` is a decimal string;
+    ``allow_per_clinic`` says the clinic's policy allows per-clinic breakdowns (GROUP BY silo).
     """
 
     silo_id: str
@@ -82,6 +83,7 @@ class Hello:
     shared: tuple[tuple[str, tuple[str, ...]], ...]
     test_mode: bool = False
     epoch_key: EpochKeyInfo | None = None
+    allow_per_clinic: bool = False
 
 
 @dataclass(frozen=True)

@@ -333,6 +333,18 @@ MALFORMED += [
         "limits.rate_limit",
         'expected a string, got an integer; write rate_limit = "60/hour"',
     ),
+    (
+        "per-clinic breakdowns allowed without a silos list in the contract",
+        SILO + SHARE + "[queries]\nallow_per_clinic = true\n",
+        "queries.allow_per_clinic",
+        "the contract declares no [federation] silos list, so no query can group by silo",
+    ),
+    (
+        "per-clinic breakdowns allowed in words",
+        SILO + SHARE + '[queries]\nallow_per_clinic = "yes"\n',
+        "queries.allow_per_clinic",
+        "expected true or false, got a string; write allow_per_clinic = false",
+    ),
 ]
 
 #: Cases the JSON Schema rejects too (without the contract).
@@ -372,5 +384,6 @@ SCHEMA_CATCHES: frozenset[str] = frozenset(
         "a rate limit over an unknown window",
         "a rate limit of zero",
         "a rate limit that is a number",
+        "per-clinic breakdowns allowed in words",
     }
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -479,6 +482,43 @@ MALFORMED: list[tuple[str, str, str, str]] = [
         "tables.visits",
         "expected a table, got an integer",
     ),
+    (
+        "an empty silos list",
+        '[federation]\nid = "f"\nsilos = []\n' + PATIENTS,
+        "federation.silos",
+        "the list is empty; list every clinic's id",
+    ),
+    (
+        "silos as a string",
+        '[federation]\nid = "f"\nsilos = "a"\n' + PATIENTS,
+        "federation.silos",
+        "expected an array, got a string",
+    ),
+    (
+        "a silo id that is not a slug",
+        '[federation]\nid = "f"\nsilos = ["a", "Clinic B"]\n' + PATIENTS,
+        "federation.silos[1]",
+        '"Clinic B" is not a valid silo id; use lower-case letters, digits and inner hyphens',
+    ),
+    (
+        "a silo listed twice",
+        '[federation]\nid = "f"\nsilos = ["a", "b", "a"]\n' + PATIENTS,
+        "federation.silos[2]",
+        '"a" is listed twice',
+    ),
+    (
+        "a silo id that is a number",
+        '[federation]\nid = "f"\nsilos = [1]\n' + PATIENTS,
+        "federation.silos[0]",
+        "expected a clinic id (a string), got an integer",
+    ),
+    (
+        "a column named silo beside a silos list",
+        '[federation]\nid = "f"\nsilos = ["a"]\n' + PATIENTS + 'silo = { type = "VARCHAR" }\n',
+        "tables.patients.columns.silo",
+        "clashes with the per-clinic pseudo-column silo that [federation] silos declares; "
+        "rename the column",
+    ),
 ]
 
 
@@ -558,3 +598,31 @@ def test_key_defined_twice_is_explained_in_plain_words() -> None:
     error = contract_error('[federation]\nid = "f"\nid = "g"')
     assert "a key is defined twice; keep one definition" in str(error)
     assert "at line 3 (end of file)" in str(error)
+
+
+def test_silos_list_the_clinic_ids_in_file_order_and_a_silo_column_needs_no_list() -> None:
+    contract = parse_contract('[federation]\nid = "f"\nsilos = ["b", "a"]\n' + PATIENTS, file=FILE)
+    assert contract.silos == ("b", "a")
+    without = parse_contract(MINIMAL_FEDERATION + PATIENTS, file=FILE)
+    assert without.silos == ()
+    # Without a silos list, silo is free for a real column (queries then read that column).
+    plain = parse_contract(
+        MINIMAL_FEDERATION + PATIENTS + 'silo = { type = "VARCHAR" }\n', file=FILE
+    )
+    assert plain.table("patients") is not None
+    assert plain.table("patients").column("silo") is not None  # type: ignore[union-attr]
+
+
+def test_a_contract_without_silos_keeps_its_fingerprint() -> None:
+    contract = parse_contract(MINIMAL_FEDERATION + PATIENTS, file=FILE)
+    listed = parse_contract('[federation]\nid = "f"\nsilos = ["a"]\n' + PATIENTS, file=FILE)
+    assert listed.fingerprint != contract.fingerprint
+    # The canonical rendering of a contract without the list has no silos entry at all.
+    assert dataclasses.replace(listed, silos=()).fingerprint == contract.fingerprint
+    rendering = json.dumps(
+        {k: v for k, v in dataclasses.asdict(contract).items() if k != "silos"},
+        sort_keys=True,
+        default=str,
+        separators=(",", ":"),
+    )
+    assert contract.fingerprint == hashlib.sha256(rendering.encode()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,22 @@ def test_catalog_examples_hold() -> None:
 
     result = doctest.testmod(fedsql.catalog)
     assert result.attempted > 0 and result.failed == 0
+
+
+PER_CLINIC_CONTRACT = dataclasses.replace(CONTRACT, silos=("clinic-a", "clinic-b"))
+
+
+def test_per_clinic_breakdowns_are_off_unless_the_policy_allows_them() -> None:
+    assert parse_policy(SILO + SHARE, PER_CLINIC_CONTRACT).allow_per_clinic is False
+    text = SILO + SHARE + "[queries]\nallow_per_clinic = true\n"
+    assert parse_policy(text, PER_CLINIC_CONTRACT).allow_per_clinic is True
+    off = SILO + SHARE + "[queries]\nallow_per_clinic = false\n"
+    assert parse_policy(off, CONTRACT).allow_per_clinic is False
+
+
+def test_a_clinic_outside_the_silos_list_cannot_allow_per_clinic_breakdowns() -> None:
+    text = SILO.replace("clinic-a", "clinic-z") + SHARE + "[queries]\nallow_per_clinic = true\n"
+    error = policy_error(text, PER_CLINIC_CONTRACT)
+    assert [k for k, _ in error.problems] == ["queries.allow_per_clinic"]
+    assert "this silo's id \"clinic-z\" is not in the contract's [federation] silos" in str(error)
+    assert "set allow_per_clinic = false" in str(error)

@@ -101,7 +101,13 @@ def render(sections: dict[str, dict[str, object]]) -> str:
 # One concrete section per registry path, each holding every accepted key (values need not be
 # valid: only "unknown key" problems matter here).
 CONTRACT_DOC: dict[str, dict[str, object]] = {
-    "federation": {"id": "f", "description": "d", "delta": 0.5, "default_epsilon": 1.0},
+    "federation": {
+        "id": "f",
+        "description": "d",
+        "delta": 0.5,
+        "default_epsilon": 1.0,
+        "silos": ["s"],
+    },
     "secagg": {"n_min": 3, "c_max": 1, "threshold": 2, "max_rows_per_silo": 10},
     "tables.t": {"unit": "u", "max_rows_per_unit": 1, "description": "d"},
     "tables.t.columns.u": {"type": "BIGINT", "bounds": [0, 1], "description": "d"},
@@ -136,7 +142,12 @@ POLICY_DOC: dict[str, dict[str, object]] = {
         "min_group_size": 1,
     },
     "privacy.analysts": {"a": 1.0},
-    "queries": {"aggregates": ["COUNT"], "unit_uses": ["filter"], "max_cells": 10},
+    "queries": {
+        "aggregates": ["COUNT"],
+        "unit_uses": ["filter"],
+        "max_cells": 10,
+        "allow_per_clinic": False,
+    },
     "limits": {"query_timeout_s": 1, "rate_limit": "5/minute"},
     "approval": {"mode": "auto"},
     "source": {

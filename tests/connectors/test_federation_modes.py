@@ -16,6 +16,8 @@ from fedsql.silo.source_engines import PushdownEngine, SnapshotEngine
 from tests.conftest import TEST_BUDGETS
 from tests.connectors.conftest import CLINIC, PUSHDOWN_REFUSED, ServedClinic
 from tests.demo.test_federation_oracle import CASES, _close, _sort_key, federated_rows
+from tests.demo.test_federation_per_clinic import CASES as PER_CLINIC_CASES
+from tests.demo.test_federation_per_clinic import oracle_sql, same_rows
 
 MODES = [("postgres", "pushdown"), ("mysql", "pushdown"), ("postgres", "snapshot")]
 
@@ -73,6 +75,20 @@ def test_noise_off_answer_equals_pooled_duckdb(
     assert len(got) == len(want), (got[:5], want[:5])
     for g, w in zip(got, want, strict=True):
         assert all(_close(a, b) for a, b in zip(g, w, strict=True)), (g, w)
+
+
+@pytest.mark.parametrize("sql", PER_CLINIC_CASES[:2] + PER_CLINIC_CASES[4:5])
+def test_per_clinic_answer_equals_duckdb_per_clinic(
+    mixed_federation: DemoFederation,
+    cursor: fedsql.Cursor,
+    labelled: duckdb.DuckDBPyConnection,
+    sql: str,
+) -> None:
+    # The served clinic binds its own id in its source's SQL dialect too.
+    got = sorted(federated_rows(cursor, sql, None), key=repr)
+    assert cursor.privacy is not None and CLINIC in cursor.privacy.answered()
+    want = sorted(labelled.execute(oracle_sql(sql)).fetchall(), key=repr)
+    assert same_rows(got, want), (got, want)
 
 
 def test_pushdown_refuses_what_it_cannot_guard_before_spending_budget_snapshots_answer(

@@ -142,6 +142,14 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
         errors.QueryRejected,
         "privacy unit column",
     ),
+    # the per-clinic pseudo-column is only a grouping key
+    ("SELECT COUNT(*) FROM patients WHERE silo = 'seoul'", errors.QueryRejected, "only a grouping"),
+    (
+        "SELECT SUM(CASE WHEN silo = 'seoul' THEN age END) FROM patients",
+        errors.QueryRejected,
+        "silo",
+    ),
+    ("SELECT silo, AVG(bmi) FROM patients", errors.QueryRejected, "add GROUP BY silo"),
 ]
 
 

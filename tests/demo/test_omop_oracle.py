@@ -218,3 +218,11 @@ def _assert_rows_equal(
             else:
                 assert isinstance(a, float) and isinstance(b, float | int), (g, w)
                 assert abs(a - b) <= width, (g, w, width)
+
+
+def test_per_clinic_breakdowns_are_refused_because_kyoto_does_not_allow_them(
+    omop_cursor: fedsql.Cursor,
+) -> None:
+    with pytest.raises(fedsql.errors.QueryRejected) as info:
+        omop_cursor.execute("SELECT silo, COUNT(*) FROM person GROUP BY silo")
+    assert "not allowed by clinic kyoto's policy (queries.allow_per_clinic)" in str(info.value)

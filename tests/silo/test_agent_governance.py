@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,8 @@ def test_an_invalid_policy_file_refuses_every_query_until_fixed(federation: Fede
 def test_a_changed_policy_applies_from_the_next_query(federation: Federation) -> None:
     path = federation.root / "sydney.toml"
     text = path.read_text()
-    assert "[queries]" not in text or "max_cells" not in text
-    path.write_text(text + "\n[queries]\nmax_cells = 1\n")
+    assert "max_cells" not in text
+    path.write_text(re.sub(r"^\[queries\].*$", "[queries]\nmax_cells = 1", text, flags=re.M))
     status = federation.ask()
     assert status["sydney"][0] == "refused"
     assert "cells" in status["sydney"][1]

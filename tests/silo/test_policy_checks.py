@@ -261,3 +261,28 @@ def test_every_table_and_column_read_through_subqueries_is_checked(
     )
     with pytest.raises(UnknownObject, match=r"labs\.value is not shared"):
         check_policy(planned, narrower, 1, contract)
+
+
+PER_CLINIC = "SELECT silo, COUNT(*) FROM patients GROUP BY silo"
+
+
+def test_per_clinic_breakdowns_need_the_clinics_own_consent(
+    contract: Contract, policy: SiloPolicy
+) -> None:
+    assert policy.allow_per_clinic  # the demo clinics allow them
+    assert admits(PER_CLINIC, contract, policy)
+    message = refusal(PER_CLINIC, contract, policy, allow_per_clinic=False)
+    assert "per-clinic breakdowns (GROUP BY silo) are not allowed by this clinic's policy" in (
+        message
+    )
+    assert "queries.allow_per_clinic = false" in message
+    # Only queries grouped by silo need it.
+    assert admits("SELECT sex, COUNT(*) FROM patients GROUP BY sex", contract, policy,
+                  allow_per_clinic=False)  # fmt: skip
+
+
+def test_a_clinic_missing_from_the_silos_list_refuses_per_clinic_breakdowns(
+    contract: Contract, policy: SiloPolicy
+) -> None:
+    message = refusal(PER_CLINIC, contract, policy, silo_id="lagos")
+    assert "this clinic's id lagos is not in the contract's silos list" in message

@@ -188,6 +188,31 @@ REJECTIONS: list[tuple[str, type[Error], str]] = [
     ("SELECT COUNT(*) FROM patients p WHERE patients.age > 1", U, "unknown table reference"),
     ("SELECT COUNT(*) FROM patients WHERE v.age > 1", U, "the query reads patients"),
     ("SELECT COUNT(*) FROM patients WHERE main.patients.age > 1", U, "qualified column"),
+    # the silo pseudo-column is only a grouping key
+    ("SELECT COUNT(*) FROM patients WHERE silo = 'clinic-a'", Q, "cannot be used in WHERE"),
+    ("SELECT COUNT(DISTINCT silo) FROM patients", Q, "only a grouping key"),
+    ("SELECT SUM(CASE WHEN silo = 'clinic-a' THEN 1 END) FROM patients", Q, "aggregate's argument"),
+    ("SELECT COUNT(*) FILTER (WHERE SILO = 'clinic-a') FROM patients", Q, "only a grouping key"),
+    ("SELECT silo, COUNT(*) FROM patients", Q, "add GROUP BY silo"),
+    ("SELECT COUNT(*) FROM patients ORDER BY silo", Q, "add GROUP BY silo"),
+    (
+        "SELECT silo, COUNT(*) FROM patients p JOIN visits v ON p.patient_id = v.patient_id "
+        "AND silo = 'clinic-a' GROUP BY silo",
+        Q,
+        "privacy unit alone",
+    ),
+    (
+        "SELECT silo, COUNT(*) FROM (SELECT patient_id FROM patients WHERE silo = 'clinic-a') "
+        "GROUP BY silo",
+        Q,
+        "cannot be used in a join, CTE or subquery",
+    ),
+    ("SELECT p.silo, COUNT(*) FROM patients p GROUP BY p.silo", U, "unknown column 'silo'"),
+    (
+        "SELECT silo, LINEAR_REGRESSION(bmi, age) FROM patients GROUP BY silo",
+        Q,
+        "per-clinic models are not supported",
+    ),
 ]
 
 

@@ -78,7 +78,9 @@ GENOMES = Table(
     columns=(Column("patient_id", "BIGINT"), Column("variant", "VARCHAR")),
 )
 
-CONTRACT = Contract(federation_id="test", tables=(PATIENTS, VISITS, LABS, GENOMES))
+#: The clinics of the test federation: the domain of the ``silo`` pseudo-column.
+SILOS = ("clinic-a", "clinic-b", "clinic-c")
+CONTRACT = Contract(federation_id="test", tables=(PATIENTS, VISITS, LABS, GENOMES), silos=SILOS)
 
 #: What the tests' caller may see: everything except patients.zip, visits.note and genomes.
 VISIBLE: dict[str, tuple[str, ...]] = {

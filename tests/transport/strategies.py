@@ -124,6 +124,7 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
             unique_by=lambda pair: pair[0],
         ).map(tuple),
         test_mode=st.booleans(),
+        allow_per_clinic=st.booleans(),
     ),
     m.MaskedUpload: st.builds(
         m.MaskedUpload,

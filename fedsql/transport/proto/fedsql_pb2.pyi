@@ -96,6 +96,7 @@ class Hello(_message.Message):
     SHARED_FIELD_NUMBER: _builtins.int
     TEST_MODE_FIELD_NUMBER: _builtins.int
     EPOCH_KEY_FIELD_NUMBER: _builtins.int
+    ALLOW_PER_CLINIC_FIELD_NUMBER: _builtins.int
     silo_id: _builtins.str
     name: _builtins.str
     version: _builtins.str
@@ -105,6 +106,8 @@ class Hello(_message.Message):
     max_epsilon_per_query: _builtins.str
     """Decimal string, exact."""
     test_mode: _builtins.bool
+    allow_per_clinic: _builtins.bool
+    """The clinic's policy allows per-clinic breakdowns (GROUP BY silo)."""
     @_builtins.property
     def shared(self) -> _containers.RepeatedCompositeFieldContainer[Global___SharedTable]: ...
     @_builtins.property
@@ -124,10 +127,11 @@ class Hello(_message.Message):
         shared: _abc.Iterable[Global___SharedTable] | None = ...,
         test_mode: _builtins.bool = ...,
         epoch_key: Global___EpochKey | None = ...,
+        allow_per_clinic: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["epoch_key", b"epoch_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_fingerprint", b"contract_fingerprint", "epoch_key", b"epoch_key", "max_epsilon_per_query", b"max_epsilon_per_query", "min_group_size", b"min_group_size", "name", b"name", "shared", b"shared", "silo_id", b"silo_id", "test_mode", b"test_mode", "version", b"version", "x25519_public", b"x25519_public"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_per_clinic", b"allow_per_clinic", "contract_fingerprint", b"contract_fingerprint", "epoch_key", b"epoch_key", "max_epsilon_per_query", b"max_epsilon_per_query", "min_group_size", b"min_group_size", "name", b"name", "shared", b"shared", "silo_id", b"silo_id", "test_mode", b"test_mode", "version", b"version", "x25519_public", b"x25519_public"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
