@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from fedsql.privacy.calibrate import MIN_SIGMA_LOCAL
 from fedsql.privacy.noise import sample_discrete_gaussian
 from fedsql.secagg.encoding import encode
 from fedsql.silo.guard import Admission
@@ -35,13 +36,19 @@ def noised_vector(
     within_cap: Mapping[str, bool],
     timeout_s: float,
     on_run: Callable[[], None] | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the partial query and return the encoded vector with this silo's noise share added.
 
     The rows never leave this function: they are laid out over the public key space, clamped
-    and encoded to fixed point, and noised with discrete Gaussian noise of the plan's local
-    standard deviation (in encoded units) before the caller masks the vector. ``on_run`` is
-    called as soon as the partial query has run (whatever happens next).
+    and encoded to fixed point, and noised before the caller masks the vector. The noise share
+    is two independent discrete Gaussians per coordinate, a base part (``sigma_base_encoded``)
+    and, when the plan has one, an extra part (``sigma_extra_encoded``), which is also returned
+    so the secure-aggregation session can remove it when every cohort member answers
+    (:mod:`fedsql.secagg.extra`). ``on_run`` is called as soon as the partial query has run
+    (whatever happens next).
+
+    Returns:
+        The noised encoded vector, and the extra part of its noise (None when there is none).
 
     Raises:
         QueryTimeout: The partial query ran past ``timeout_s``.
@@ -54,9 +61,18 @@ def noised_vector(
     values = dense_vector(plan, names, rows)
     encoded = encode(values, admission.encoding, plan.cells)
     del values, rows
-    if admission.noise is not None:
-        n_measures = len(plan.measures)
-        for j, mn in enumerate(admission.noise.measures):
-            assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(mn.sigma_local_encoded)
-            encoded[j::n_measures] += sample_discrete_gaussian(mn.sigma_local_encoded, plan.cells)
-    return encoded
+    noise = admission.noise
+    if noise is None:
+        return encoded, None
+    n_measures = len(plan.measures)
+    extra = np.zeros_like(encoded) if noise.has_extra else None
+    for j, mn in enumerate(noise.measures):
+        base = mn.sigma_base_encoded
+        assert base >= MIN_SIGMA_LOCAL - 1e-9 and math.isfinite(base)
+        encoded[j::n_measures] += sample_discrete_gaussian(base, plan.cells)
+        if extra is not None:
+            assert mn.sigma_extra_encoded > 0.0 and math.isfinite(mn.sigma_extra_encoded)
+            extra[j::n_measures] = sample_discrete_gaussian(mn.sigma_extra_encoded, plan.cells)
+    if extra is not None:
+        encoded += extra
+    return encoded, extra
