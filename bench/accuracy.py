@@ -4,20 +4,23 @@ For each example query of both example federations (the demo queries of the READ
 examples/, and the OMOP research queries of examples/omop/queries that the planner accepts), the
 query runs repeatedly through the embedded federation with noise on: hub and silos over gRPC on
 loopback, each silo adding its discrete Gaussian share sized for the contract's worst case of
-m_min honest survivors, secure aggregation, finalize SQL. Every released value is compared with
-the noise-off truth (the exact totals of every clinic, finalized by the same SQL).
+m_min honest survivors, secure aggregation (which removes the extra part of the shares when
+every clinic answers, leaving noise sized for m_all = n - c_max), finalize SQL. Every released
+value is compared with the noise-off truth (the exact totals of every clinic, finalized by the
+same SQL).
 
 The reference is a single central Gaussian mechanism calibrated to the same total sensitivity
 and the same (epsilon, delta): the same measures and sensitivities, the same split of the
 query's rho across them, continuous Gaussian noise of sd Delta_j / sqrt(2 rho_j) added once to
 the exact totals, then the same finalize SQL. The ratio of median relative errors is the price
-of distributing the noise (sized for m_min survivors while all n answer: sqrt(n / m_min)) and
-of fixed-point encoding. Target: at most 1.2 for every query.
+of distributing the noise (n base shares, each sized for m_all honest silos: sqrt(n / m_all)
+when every clinic answers, as here) and of fixed-point encoding. Target: at most 1.2 for every
+query.
 
 The table also shows a 95% bootstrap interval of the ratio (resampling the federated runs), the
 ratio of root-mean-square relative errors (released counts are whole numbers, so with little
 noise the median error is a whole number of units and its ratio is coarse, e.g. 4/3), and the
-expected ratio sqrt(n / m_min) from the contract's [secagg] parameters.
+expected ratio sqrt(n / m_all) from the contract's [secagg] parameters.
 
     python bench/accuracy.py                 # full run: 300 repetitions per query
     python bench/accuracy.py --quick         # 20 repetitions (about a minute)
@@ -298,7 +301,7 @@ def measure(name: str, reps: int, central_reps: int) -> tuple[list[Outcome], lis
         DemoFederation(dataset=name, state_dir=state, policy_overrides=overrides) as fed,
         fedsql.connect(fed.target, analyst="accuracy") as conn,
     ):
-        expected = math.sqrt(len(fed.silos) / contract.secagg.m_min(len(fed.silos)))
+        expected = math.sqrt(len(fed.silos) / contract.secagg.m_all(len(fed.silos)))
         cur = conn.cursor()
         for case in cases:
             totals = exact[case.name]

@@ -177,6 +177,17 @@ class SecAggParams:
         """
         return max(1, self.survivors_needed(n) - self.c_max)
 
+    def m_all(self, n: int) -> int:
+        """Honest silos guaranteed in a total to which every one of n cohort members contributed.
+
+        The noise is sized for ``m_min``; when all n answer, the part sized for the silos that
+        may be missing is removed and ``m_all = n - c_max`` honest shares remain.
+
+        >>> SecAggParams().m_all(4)
+        3
+        """
+        return max(self.m_min(n), n - self.c_max)
+
 
 @dataclass(frozen=True)
 class Contract:

@@ -282,6 +282,7 @@ class Hub:
                 self.contract.delta,
                 measure_specs(plan),
                 self.contract.secagg.m_min(n),
+                self.contract.secagg.m_all(n),
             )
         encoding = encoding_for(self.contract, plan, noise, n)
         check_plan(encoding, n)
@@ -392,9 +393,15 @@ class Hub:
             reply, qid = run_model(self, req, prepared, watch=watch)
         else:
             started = time.monotonic()
-            run, survivors, values = self.aggregate(req, prepared, watch=watch)
+            run, survivors, values, all_answered = self.aggregate(req, prepared, watch=watch)
             reply = build_reply(
-                self.contract, self._finalize_engine, req, prepared, run, survivors, values, started
+                self.contract,
+                self._finalize_engine,
+                req,
+                prepared,
+                run,
+                (survivors, values, all_answered),
+                started,
             )
             qid = run.qid
         # Who is in the release, and why each other enrolled silo is not.
@@ -423,7 +430,7 @@ class Hub:
         watch: Callable[[QueryRun], None] | None = None,
         signed: ExecuteRequest | None = None,
         model_round: int = 0,
-    ) -> tuple[QueryRun, tuple[str, ...], np.ndarray]:
+    ) -> tuple[QueryRun, tuple[str, ...], np.ndarray, bool]:
         """Run one secure aggregation of a prepared query over its cohort.
 
         Args:
@@ -435,7 +442,9 @@ class Hub:
             model_round: The round's index, 0-based (with ``signed``).
 
         Returns:
-            The run (each silo's outcome), the survivors and the decoded noisy totals.
+            The run (each silo's outcome), the survivors, the decoded noisy totals, and whether
+            every cohort member answered so the extra parts of the noise were removed (the
+            totals then carry ``sqrt(n)·sigma_base``, else ``sqrt(|S|)·sigma_local``).
 
         Raises:
             QuorumNotMet: Too few silos uploaded or answered.
@@ -497,7 +506,7 @@ class Hub:
             with self._runs_lock:
                 self._runs.pop(desc.qid, None)
         run.mark_timeouts()
-        return run, survivors, values
+        return run, survivors, values, session.extras_removed
 
     def _abort(
         self, session: CoordinatorSession, channels: dict[str, SiloChannel], reason: str

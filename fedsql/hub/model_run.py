@@ -32,7 +32,7 @@ from fedsql.errors import BudgetExhausted, QuorumNotMet
 from fedsql.hub.finalize import partials_table
 from fedsql.hub.planning import Prepared
 from fedsql.hub.query_run import QueryRun
-from fedsql.hub.reply import arrow_ipc, silo_statuses
+from fedsql.hub.reply import arrow_ipc, noise_level, released_sigmas, silo_statuses
 from fedsql.privacy.accounting import epsilon_to_micro, micro_to_epsilon
 from fedsql.privacy.round_shares import round_epsilons
 from fedsql.sql.plan import FederatedPlan, ModelSpec
@@ -63,6 +63,7 @@ class _Round:
     sigmas: tuple[float, ...]
     usable: tuple[bool, ...]
     seconds: float
+    all_answered: bool
 
 
 def explain_model(prepared: Prepared) -> list[str]:
@@ -113,18 +114,14 @@ def run_model(
 
     def aggregate(request: ExecuteRequest, ready: Prepared, index: int | None = None) -> _Round:
         begun = time.monotonic()
-        run, survivors, values = hub.aggregate(
+        run, survivors, values, all_answered = hub.aggregate(
             request,
             ready,
             watch=watch if not rounds else None,
             signed=None if index is None else req,
             model_round=index or 0,
         )
-        noise = ready.noise
-        k = len(survivors)
-        sigmas = tuple(
-            0.0 if noise is None else noise.sigma_released(m.name, k) for m in ready.plan.measures
-        )
+        sigmas = tuple(released_sigmas(ready, len(survivors), all_answered))
         if rounds and survivors != rounds[0].survivors:
             raise QuorumNotMet(
                 f"round {len(rounds) + 1} of the model was answered by "
@@ -135,7 +132,9 @@ def run_model(
         min_group = max(s.hello.min_group_size for s in ready.silos if s.silo_id in survivors)
         matrix = values.reshape(ready.plan.cells, len(ready.plan.measures))
         usable = tuple(bool(c >= max(min_group, 1)) for c in matrix[:, 0])
-        done = _Round(ready, run, survivors, matrix, sigmas, usable, time.monotonic() - begun)
+        done = _Round(
+            ready, run, survivors, matrix, sigmas, usable, time.monotonic() - begun, all_answered
+        )
         rounds.append(done)
         return done
 
@@ -229,6 +228,7 @@ def _report(
         if noise is None
         else sum(r.prepared.noise.rho for r in rounds if r.prepared.noise),
         "noise": noise is not None,
+        "noise_level": noise_level(last.prepared, last.all_answered),
         "min_group_size": min_group,
         "suppressed_cells": sum(1 for u in last.usable if not u),
         "cells": prepared.plan.cells,

@@ -126,10 +126,17 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
                 f"silo(s) with {spec.frac_bits} fraction bits needs "
                 f"2^{math.log2(max(1, n * spec.limit)):.1f}, beyond the 2^62 one coordinate holds)"
             )
+    m_min, m_all = contract.secagg.m_min(n), contract.secagg.m_all(n)
+    reduced = (
+        f", reduced to m_all={m_all} when every clinic answers (the extra part of each "
+        "share is then removed)"
+        if m_all > m_min
+        else ""
+    )
     lines.append(
         f"cohort: {n} silo(s); secure aggregation threshold "
         f"t={contract.secagg.threshold_for(n)}, "
-        f"noise sized for m_min={contract.secagg.m_min(n)} honest silos"
+        f"noise sized for m_min={m_min} honest silos{reduced}"
     )
     if noise is None:
         lines.append("noise: OFF (test mode)")
@@ -139,13 +146,17 @@ def explain_lines(contract: Contract, prepared: Prepared) -> list[str]:
             f"(rho={noise.rho:.6g} zCDP), split across measures to minimise the summed "
             f"squared relative error of the outputs (budget split above)"
         )
+        lines.append(
+            f"expected noise and margins assume every one of the {n} clinics answers; with "
+            "fewer the noise is larger, and the reply reports the noise it carries"
+        )
         sigmas = []
         for m, mn in zip(plan.measures, noise.measures, strict=True):
-            sigma = noise.sigma_released(m.name, noise.m_min)
+            sigma = noise.sigma_released(m.name, n, all_answered=True)
             sigmas.append(sigma)
             lines.append(
                 f"  {m.name} {m.expression}: sensitivity {m.sensitivity:g}, rho {mn.rho:.6g} "
-                f"({mn.rho / noise.rho:.1%}), noise sd >= {sigma:.4g} (value units), 95% margin "
+                f"({mn.rho / noise.rho:.1%}), noise sd {sigma:.4g} (value units), 95% margin "
                 f"±{Z95 * sigma:.4g}"
             )
         engine = finalize_engine()

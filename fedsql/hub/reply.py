@@ -77,20 +77,53 @@ def silo_statuses(
     return tuple(statuses)
 
 
+def released_sigmas(prepared: Prepared, survivors: int, all_answered: bool) -> list[float]:
+    """Each measure's noise sd in a released total, in value units (0.0 with noise off).
+
+    Args:
+        prepared: The prepared query.
+        survivors: How many silos' uploads are in the total.
+        all_answered: Whether the extra parts of the noise were removed.
+
+    Returns:
+        ``sqrt(n)·sigma_base`` per measure when ``all_answered``, else
+        ``sqrt(survivors)·sigma_local``.
+    """
+    noise = prepared.noise
+    if noise is None:
+        return [0.0 for _ in prepared.plan.measures]
+    return [
+        noise.sigma_released(m.name, survivors, all_answered=all_answered)
+        for m in prepared.plan.measures
+    ]
+
+
+def noise_level(prepared: Prepared, all_answered: bool) -> str:
+    """Which noise the released totals carry, in the words of the privacy report."""
+    if prepared.noise is None:
+        return "off"
+    return "all answered" if all_answered else "survivors"
+
+
 def build_reply(
     contract: Contract,
     engine: duckdb.DuckDBPyConnection,
     req: ExecuteRequest,
     prepared: Prepared,
     run: QueryRun,
-    survivors: tuple[str, ...],
-    values: np.ndarray,
+    totals: tuple[tuple[str, ...], np.ndarray, bool],
     started: float,
 ) -> ExecuteReply:
-    """Finalize the noisy totals and assemble the analyst's reply and privacy report."""
+    """Finalize the noisy totals and assemble the analyst's reply and privacy report.
+
+    ``totals`` is what :meth:`fedsql.hub.coordinator.Hub.aggregate` returns after the run: the
+    survivors, the decoded totals and whether every cohort member answered (the extra parts
+    of the noise were removed), which sets the noise the sigmas and intervals report.
+    """
     plan, noise = prepared.plan, prepared.noise
+    survivors, values, all_answered = totals
     k = len(survivors)
-    sigmas = [0.0 if noise is None else noise.sigma_released(m.name, k) for m in plan.measures]
+    sigmas = released_sigmas(prepared, k, all_answered)
     by_id = {s.silo_id: s for s in prepared.silos}
     min_group = max(by_id[s].hello.min_group_size for s in survivors)
     fin = finalize(engine, plan, values, sigmas, min_group)
@@ -100,6 +133,7 @@ def build_reply(
         "delta": contract.delta,
         "rho": None if noise is None else noise.rho,
         "noise": noise is not None,
+        "noise_level": noise_level(prepared, all_answered),
         "min_group_size": min_group,
         "suppressed_cells": fin.suppressed_cells,
         "cells": plan.cells,

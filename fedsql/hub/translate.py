@@ -143,5 +143,6 @@ def response_from_message(msg: UnmaskResponse) -> SecAggResponse:
         request_digest=msg.request_digest,
         seed_shares=tuple(msg.seed_shares),
         mask_keys=tuple(msg.mask_keys),
+        extra=msg.extra,
         signature=msg.signature,
     )

@@ -16,11 +16,21 @@ independent discrete Gaussians is not exactly a discrete Gaussian; Kairouz, Liu 
 (ICML 2021) bound the difference, which is negligible once ``sigma_local >= 2`` encoded units,
 so that is enforced.
 
-Fixed point: integral measures are sent as integers (2^0) unless their share would fall below 2
-units; other measures use the fewest fraction bits that give a share of at least 64 units, so
-rounding is negligible next to the noise. Rounding can move each cell one unit, so encoded
-sensitivity adds ``sqrt(min(row_cap, cells))`` (the number of cells one unit can touch) unless
-the measure is integral and sent unscaled.
+Each share is drawn in two independent parts ("add then remove"): a base part of scale
+``sigma_base = sigma_j / sqrt(m_all)`` with ``m_all = n - c_max`` (the honest silos guaranteed
+when every cohort member's upload is in the total), and an extra part of scale
+``sigma_extra = sqrt(sigma_j²/m_min - sigma_j²/m_all)``, so ``sigma_base² + sigma_extra² =
+sigma_local²``. When every cohort member answers, the sum of the extras is removed
+(:mod:`fedsql.secagg.extra`) and the released total carries ``n·sigma_base²``, which is at least
+``sigma_j²`` from the honest silos alone; otherwise it carries ``|S|·sigma_local²`` as before.
+The base part is the one that always remains, so it is the one held to ``>= 2`` encoded units.
+When ``m_min == m_all`` there is no extra part.
+
+Fixed point: integral measures are sent as integers (2^0) unless their base share would fall
+below 2 units; other measures use the fewest fraction bits that give a base share of at least
+64 units, so rounding is negligible next to the noise that remains. Rounding can move each
+cell one unit, so encoded sensitivity adds ``sqrt(min(row_cap, cells))`` (the number of cells
+one unit can touch) unless the measure is integral and sent unscaled.
 
 Everything here is pure, deterministic float arithmetic: hub and silos compute the same plan.
 """
@@ -93,7 +103,12 @@ class MeasureNoise:
         sensitivity_encoded: L2 sensitivity in encoded units, rounding included.
         sigma_total: Standard deviation, in value units, of the released total when exactly
             ``m_min`` shares are in it: ``sigma_local_encoded·sqrt(m_min)/2^f``.
-        sigma_local_encoded: Each silo's discrete Gaussian scale, in encoded units (>= 2).
+        sigma_local_encoded: Each silo's whole noise share, in encoded units: the scale the
+            silo uploads, ``sqrt(sigma_base_encoded² + sigma_extra_encoded²)``.
+        sigma_base_encoded: The part of the share that stays in the total when every cohort
+            member answers, ``sigma_j / sqrt(m_all)`` in encoded units (>= 2).
+        sigma_extra_encoded: The part removed when every cohort member answers,
+            ``sqrt(sigma_j²/m_min - sigma_j²/m_all)``; 0.0 when ``m_min == m_all``.
     """
 
     name: str
@@ -102,6 +117,8 @@ class MeasureNoise:
     sensitivity_encoded: float
     sigma_total: float
     sigma_local_encoded: float
+    sigma_base_encoded: float
+    sigma_extra_encoded: float
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,7 @@ class NoisePlan:
         rho: The zCDP cost of the query, the sum of the measures' rho.
         m_min: Minimum number of noise shares guaranteed in a released total.
         measures: One entry per measure, in the order given to ``plan_noise``.
+        m_all: Honest shares guaranteed when every cohort member answers (``n - c_max``).
     """
 
     epsilon: float
@@ -121,6 +139,12 @@ class NoisePlan:
     rho: float
     m_min: int
     measures: tuple[MeasureNoise, ...]
+    m_all: int
+
+    @property
+    def has_extra(self) -> bool:
+        """Whether the shares have an extra part, removed when every cohort member answers."""
+        return self.m_all > self.m_min
 
     def measure(self, name: str) -> MeasureNoise:
         """The calibration of the measure called ``name``.
@@ -139,18 +163,20 @@ class NoisePlan:
                 return m
         raise DataError(f"the noise plan has no measure named {name!r}")
 
-    def sigma_released(self, name: str, survivors: int) -> float:
+    def sigma_released(self, name: str, survivors: int, *, all_answered: bool = False) -> float:
         """Standard deviation, in value units, of the noise in a total over ``survivors`` silos.
 
         Every surviving silo added one share, so the total's noise has variance
-        ``survivors·sigma_local_encoded²`` in encoded units.
+        ``survivors·sigma_local_encoded²`` in encoded units; when every cohort member
+        answered and the extras were removed (``all_answered``), ``survivors·sigma_base²``.
 
         Args:
             name: A measure name of this plan.
             survivors: Number of silos whose shares are in the total, at least 1.
+            all_answered: True when the extra parts of the shares were removed from the total.
 
         Returns:
-            ``sqrt(survivors)·sigma_local_encoded/2^f``.
+            ``sqrt(survivors)·sigma/2^f`` with sigma the base or the whole share.
 
         Raises:
             DataError: Unknown measure, or ``survivors`` is not a positive integer.
@@ -158,7 +184,8 @@ class NoisePlan:
         if isinstance(survivors, bool) or not isinstance(survivors, int) or survivors < 1:
             raise DataError("the number of survivors must be a positive integer")
         m = self.measure(name)
-        return math.ldexp(math.sqrt(survivors) * m.sigma_local_encoded, -m.frac_bits)
+        share = m.sigma_base_encoded if all_answered else m.sigma_local_encoded
+        return math.ldexp(math.sqrt(survivors) * share, -m.frac_bits)
 
 
 def _encoded_sensitivity(spec: MeasureSpec, frac_bits: int) -> float:
@@ -197,8 +224,13 @@ def _check_spec(spec: MeasureSpec) -> None:
             raise QueryRejected(f"{label}: {field} must be a positive integer")
 
 
-def _calibrate(spec: MeasureSpec, rho_j: float, m_min: int, epsilon: float) -> MeasureNoise:
-    """Choose fraction bits and noise for one measure given its share of rho."""
+def _calibrate(
+    spec: MeasureSpec, rho_j: float, m_min: int, m_all: int, epsilon: float
+) -> MeasureNoise:
+    """Choose fraction bits and noise for one measure given its share of rho.
+
+    The fraction bits are chosen for the base share, the noise that always remains.
+    """
     root_m = math.sqrt(m_min)
     denom = math.sqrt(2.0 * rho_j)
     target = MIN_SIGMA_LOCAL if spec.integral else TARGET_SIGMA_FRACTIONAL
@@ -206,13 +238,17 @@ def _calibrate(spec: MeasureSpec, rho_j: float, m_min: int, epsilon: float) -> M
     for frac_bits in range(MAX_FRAC_BITS + 1):
         sens = _encoded_sensitivity(spec, frac_bits)
         sigma_total_enc = sens / denom
-        sigma_local = sigma_total_enc / root_m
-        chosen = (frac_bits, sens, sigma_local)
-        if sigma_local >= target:
+        chosen = (frac_bits, sens, sigma_total_enc)
+        if sigma_total_enc / math.sqrt(m_all) >= target:
             break
     assert chosen is not None
-    frac_bits, sens, sigma_local = chosen
-    if sigma_local < MIN_SIGMA_LOCAL:
+    frac_bits, sens, sigma_total_enc = chosen
+    sigma_local = sigma_total_enc / root_m
+    sigma_base = sigma_total_enc / math.sqrt(m_all) if m_all > m_min else sigma_local
+    sigma_extra = 0.0
+    if m_all > m_min:
+        sigma_extra = math.sqrt(sigma_total_enc**2 / m_min - sigma_total_enc**2 / m_all)
+    if sigma_base < MIN_SIGMA_LOCAL:
         raise QueryRejected(
             f"epsilon {epsilon:g} is too large to add safe noise to measure {spec.name!r}; "
             "lower epsilon"
@@ -224,11 +260,17 @@ def _calibrate(spec: MeasureSpec, rho_j: float, m_min: int, epsilon: float) -> M
         sensitivity_encoded=sens,
         sigma_total=math.ldexp(sigma_local * root_m, -frac_bits),
         sigma_local_encoded=sigma_local,
+        sigma_base_encoded=sigma_base,
+        sigma_extra_encoded=sigma_extra,
     )
 
 
 def plan_noise(
-    epsilon: float, delta: float, measures: Sequence[MeasureSpec], m_min: int
+    epsilon: float,
+    delta: float,
+    measures: Sequence[MeasureSpec],
+    m_min: int,
+    m_all: int | None = None,
 ) -> NoisePlan:
     """Calibrate every measure of a query to spend exactly its epsilon at ``delta``.
 
@@ -237,6 +279,8 @@ def plan_noise(
         delta: The federation's delta, in (0, 1).
         measures: The query's measures (at least one, unique names).
         m_min: Minimum number of honest silos whose noise shares are in any released total.
+        m_all: Honest silos guaranteed when every cohort member answers (``n - c_max``), at
+            least ``m_min``; None (or ``m_min``) gives shares without an extra part.
 
     Returns:
         The ``NoisePlan``: rho = ``rho_for_epsilon(epsilon, delta)``, split in proportion to
@@ -246,12 +290,17 @@ def plan_noise(
         QueryRejected: ``epsilon`` is not positive, there are no measures, two measures share a
             name, a measure's bounds cannot be calibrated, or epsilon is too large for safe
             noise.
-        DataError: ``delta`` is not in (0, 1) or ``m_min`` is not a positive integer.
+        DataError: ``delta`` is not in (0, 1), ``m_min`` is not a positive integer or
+            ``m_all`` is not an integer of at least ``m_min``.
 
     >>> spec = MeasureSpec("n", sensitivity=1.0, clip=1.0, integral=True, cells=3, row_cap=1)
     >>> plan = plan_noise(1.0, 1e-6, [spec], m_min=1)
     >>> plan.measures[0].frac_bits, round(plan.measures[0].sigma_local_encoded, 4)
     (0, 4.5309)
+    >>> split = plan_noise(0.1, 1e-6, [spec], m_min=2, m_all=3).measures[0]
+    >>> round(split.sigma_base_encoded**2 + split.sigma_extra_encoded**2, 6) == round(
+    ...     split.sigma_local_encoded**2, 6)
+    True
     """
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
         raise QueryRejected("epsilon must be a number")
@@ -260,6 +309,10 @@ def plan_noise(
         raise QueryRejected("epsilon must be positive and finite")
     if isinstance(m_min, bool) or not isinstance(m_min, int) or m_min < 1:
         raise DataError("m_min must be a positive integer")
+    if m_all is None:
+        m_all = m_min
+    if isinstance(m_all, bool) or not isinstance(m_all, int) or m_all < m_min:
+        raise DataError("m_all must be an integer of at least m_min")
     specs = tuple(measures)
     if not specs:
         raise QueryRejected("the query has no measures to release")
@@ -281,11 +334,18 @@ def plan_noise(
     for spec in specs:
         rho_j = rho * float(spec.share) / total_share
         if not spec.group:
-            noises.append(_calibrate(spec, rho_j, m_min, eps))
+            noises.append(_calibrate(spec, rho_j, m_min, m_all, eps))
             continue
         members = groups[spec.group]
         rho_group = rho * math.fsum(float(m.share) for m in members) / total_share
         # the group is one vector: rounding touches at most min(k, cells * members) coordinates
         joint = replace(spec, cells=spec.cells * len(members))
-        noises.append(replace(_calibrate(joint, rho_group, m_min, eps), rho=rho_j))
-    return NoisePlan(epsilon=eps, delta=float(delta), rho=rho, m_min=m_min, measures=tuple(noises))
+        noises.append(replace(_calibrate(joint, rho_group, m_min, m_all, eps), rho=rho_j))
+    return NoisePlan(
+        epsilon=eps,
+        delta=float(delta),
+        rho=rho,
+        m_min=m_min,
+        measures=tuple(noises),
+        m_all=m_all,
+    )

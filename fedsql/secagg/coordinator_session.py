@@ -1,8 +1,10 @@
 """The coordinator half of FSA-1: collect uploads, issue unmask requests, recover the total.
 
 Pure state machine, no I/O: the hub feeds it messages and sends what it returns. It never
-learns more than the protocol reveals by design: the masked sum over the survivors.
-Uploads are summed as they arrive, so memory stays O(d) whatever the cohort size.
+learns more than the protocol reveals by design: the masked sum over the survivors (and, when
+every cohort member answered with nobody dropped, the sum of their extra noise parts, which it
+removes: :mod:`fedsql.secagg.extra`). Uploads are summed as they arrive, so memory stays O(d)
+whatever the cohort size.
 
 With a ``signer`` (the coordinator's Ed25519 key, pinned in the roster) the session signs the
 descriptor, every unmask request and the abort notice; it checks the signature of every upload
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedsql.errors import ProtocolError, QuorumNotMet
-from fedsql.secagg import aead, masks, prg, shamir
+from fedsql.secagg import aead, extra, masks, prg, shamir
 from fedsql.secagg.identity import IdentityKey, sign_message, verify_message
 from fedsql.secagg.messages import (
     Abort,
@@ -112,6 +114,7 @@ class CoordinatorSession:
         self._request_digest = b""
         self._responses: dict[str, UnmaskResponse] = {}
         self._result: NDArray[np.uint64] | None = None
+        self._extras_removed = False
 
     # -- introspection ----------------------------------------------------------------------
 
@@ -134,6 +137,12 @@ class CoordinatorSession:
     def dropped(self) -> tuple[str, ...]:
         """D = U - S, fixed when round 1 closes (empty before)."""
         return self._dropped
+
+    @property
+    def extras_removed(self) -> bool:
+        """Whether :meth:`finish` removed the extra noise parts: every cohort member answered
+        round 2 with nobody dropped and sent its masked extra vector."""
+        return self._extras_removed
 
     @property
     def responders(self) -> tuple[str, ...]:
@@ -307,9 +316,14 @@ class CoordinatorSession:
     def finish(self) -> NDArray[np.uint64]:
         """Remove every mask and return the total over the survivors, mod 2^64.
 
+        When nobody dropped and every cohort member's response carries a masked extra
+        vector of length d, their sum is subtracted, which removes the extra parts of the
+        noise shares (:attr:`extras_removed`); otherwise extra vectors are ignored.
+
         Returns:
-            ``sum over S of (X_u + E_u)`` as uint64; decode it with
-            :func:`fedsql.secagg.encoding.decode` and ``n = len(survivors)``.
+            ``sum over S of (X_u + E_u)`` as uint64 (with ``E_u`` the base part only when the
+            extras were removed); decode it with :func:`fedsql.secagg.encoding.decode` and
+            ``n = len(survivors)``.
 
         Raises:
             QuorumNotMet: If some silos dropped and a survivor did not answer round 2 (its
@@ -341,6 +355,17 @@ class CoordinatorSession:
         # otherwise every survivor answered (checked above).
         for v, response in self._responses.items():
             masks.apply_pairwise_masks(total, v, response.mask_keys, negate=True)
+        width = 8 * self.desc.dimension
+        if (
+            not self._dropped
+            and set(self._responses) == set(self.desc.cohort)
+            and all(len(r.extra) == width for r in self._responses.values())
+        ):
+            extra.remove_extras(
+                total,
+                (vector_from_bytes(r.extra, self.desc.dimension) for r in self._responses.values()),
+            )
+            self._extras_removed = True
         self._result = total
         self._state = CoordinatorState.FINISHED
         return total.copy()

@@ -8,7 +8,10 @@ Byte layouts (``lp(s)`` is the 4-byte big-endian length then the UTF-8 bytes, in
   where ``id_min`` is the smaller silo id (string order) and ``pub_min`` its public key;
 - mask key ``mk_ij = HKDF(K_ij, salt=qid, info="mask" ‖ hq, 16)``, the same for both silos;
 - share key ``ek_{i->j} = HKDF(K_ij, salt=qid, info="share" ‖ lp(id_i) ‖ lp(id_j) ‖ hq, 32)``,
-  one per direction.
+  one per direction;
+- extra key ``xk_ij = HKDF(K_ij, salt=qid, info="extra" ‖ hq ‖ SHA-256(R2), 16)``, the same for
+  both silos, bound to the round-2 view it masks the extra noise vector under
+  (:mod:`fedsql.secagg.extra`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "QID_BYTES",
     "SHARE_KEY_BYTES",
     "SiloKeyPair",
+    "extra_key",
     "hkdf",
     "mask_key",
     "pair_key",
@@ -199,6 +203,34 @@ def mask_key(pair: bytes, qid: bytes, hq: bytes) -> bytes:
         raise ProtocolError(f"a pair key must be {PAIR_KEY_BYTES} bytes")
     _check_query_ids(qid, hq)
     return hkdf(pair, qid, b"mask" + hq, MASK_KEY_BYTES)
+
+
+def extra_key(pair: bytes, qid: bytes, hq: bytes, request_digest: bytes) -> bytes:
+    """The pairwise key of the extra-noise masks, xk_ij = HKDF(K_ij, salt=qid, info="extra" ‖ hq ‖
+    SHA-256(R2), 16): used for nothing else, and bound to the exact round-2 view.
+
+    Args:
+        pair: The 32-byte pair key.
+        qid: The 16-byte query id.
+        hq: The 32-byte descriptor digest.
+        request_digest: SHA-256 of the round-2 request R2 the extra vector answers.
+
+    Returns:
+        The 16-byte key (the same for both silos of the pair).
+
+    Raises:
+        ProtocolError: If an input has the wrong length.
+
+    >>> extra_key(bytes(32), bytes(16), bytes(32), bytes(32)) != mask_key(bytes(32), bytes(16),
+    ...     bytes(32))
+    True
+    """
+    if len(pair) != PAIR_KEY_BYTES:
+        raise ProtocolError(f"a pair key must be {PAIR_KEY_BYTES} bytes")
+    _check_query_ids(qid, hq)
+    if len(request_digest) != DIGEST_BYTES:
+        raise ProtocolError(f"a request digest must be {DIGEST_BYTES} bytes")
+    return hkdf(pair, qid, b"extra" + hq + request_digest, MASK_KEY_BYTES)
 
 
 def share_key(pair: bytes, qid: bytes, hq: bytes, sender: str, receiver: str) -> bytes:

@@ -343,13 +343,19 @@ class UnmaskRequest:
 
 @dataclass(frozen=True)
 class UnmaskResponse:
-    """Message M3: a survivor's shares of other survivors' seeds and its mask keys with D."""
+    """Message M3: a survivor's shares of other survivors' seeds and its mask keys with D.
+
+    ``extra`` is the survivor's masked extra noise vector (8d bytes, see
+    :mod:`fedsql.secagg.extra`) when nobody dropped and the silo still holds its extra part;
+    otherwise empty.
+    """
 
     qid: bytes
     silo_id: str
     request_digest: bytes
     seed_shares: tuple[tuple[str, bytes], ...]
     mask_keys: tuple[tuple[str, bytes], ...]
+    extra: bytes = b""
     signature: bytes = b""
 
     def __post_init__(self) -> None:
@@ -359,6 +365,8 @@ class UnmaskResponse:
         _require(isinstance(self.silo_id, str) and bool(self.silo_id), "a response has no silo id")
         _pairs(self, "seed_shares", SHARE_BYTES, "a response's seed shares")
         _pairs(self, "mask_keys", MASK_KEY_BYTES, "a response's mask keys")
+        _freeze(self, "extra", bytes(self.extra))
+        _require(len(self.extra) % 8 == 0, "a response's extra vector is not whole words")
         _signature(self, "an unmask response")
 
     def canonical(self) -> bytes:
@@ -371,6 +379,7 @@ class UnmaskResponse:
             b"fedsql/secagg/v1/unmask-response" + bytes_field(self.qid)
             + str_field(self.silo_id) + bytes_field(self.request_digest)
             + _pairs_field(self.seed_shares) + _pairs_field(self.mask_keys)
+            + bytes_field(self.extra)
         )  # fmt: skip
 
 

@@ -5,8 +5,9 @@ returns. The intended call order for one query is::
 
     hq = session.accept(desc)        # checks Q and its signature, claims the qid (no replays)
     ... approval, durable budget debit, run the plan, encode, add the noise share ...
-    m1 = session.upload(desc, x)     # masked vector, commitment, encrypted seed shares, signed
+    m1 = session.upload(desc, x, extra)  # masked vector, commitment, encrypted seed shares, signed
     m3 = session.unmask(m2)          # at most once per qid; never a share and a key for one peer
+                                     # (plus the masked extra noise vector when nobody dropped)
     session.receive_abort(abort)     # the coordinator's Abort: the qid stays consumed
     session.abort(qid)               # the silo's own decision to drop a query
 
@@ -37,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fedsql.errors import ProtocolError
-from fedsql.secagg import aead, keys, masks, prg, shamir
+from fedsql.secagg import aead, extra, keys, masks, prg, shamir
 from fedsql.secagg.epochs import EpochKey, EpochKeyStore
 from fedsql.secagg.identity import IdentityKey, sign_message, verify_message
 from fedsql.secagg.keyring import SiloKeyring
@@ -77,9 +78,10 @@ class _Round:
     hq: bytes
     epoch: int | None = None
     pair_keys: dict[str, bytes] = field(default_factory=dict)
+    extra: NDArray[np.int64] | None = None
 
     def close(self) -> None:
-        self.state, self.desc, self.pair_keys = RoundState.CLOSED, None, {}
+        self.state, self.desc, self.pair_keys, self.extra = RoundState.CLOSED, None, {}, None
 
 
 _FINAL = (RoundState.ANSWERED, RoundState.CLOSED)
@@ -322,12 +324,17 @@ class SiloSession:
                 raise ProtocolError("this query id was already used; refusing a replayed query")
             self._rounds[desc.qid] = _Round(RoundState.ACCEPTED, desc, hq, desc.epoch)
 
-    def upload(self, desc: Descriptor, x: NDArray[np.int64]) -> MaskedUpload:
+    def upload(
+        self, desc: Descriptor, x: NDArray[np.int64], extra_noise: NDArray[np.int64] | None = None
+    ) -> MaskedUpload:
         """Mask this silo's encoded, noised vector and produce message M1.
 
         Args:
             desc: The query descriptor; the one passed to :meth:`accept`, if it was called.
             x: The encoded vector with the noise share added (int64, length ``dimension``).
+            extra_noise: The extra part of that noise share (int64, length ``dimension``),
+                kept in memory until round 2 and sent back masked only if nobody dropped
+                (:mod:`fedsql.secagg.extra`); None when the share has no extra part.
 
         Returns:
             The masked upload, signed when the session has an identity key.
@@ -336,8 +343,9 @@ class SiloSession:
             ProtocolError: If the descriptor is unacceptable or replayed, differs from the
                 accepted one, the query is past round 1 or was closed meanwhile, or a key
                 needed for the masks is missing; the qid is then closed.
-            DataError: If ``x`` has the wrong type or length, or a coordinate lies outside its
-                bound plus 8 noise standard deviations; the qid is then closed.
+            DataError: If ``x`` or ``extra_noise`` has the wrong type or length, or a coordinate
+                of ``x`` lies outside its bound plus 8 noise standard deviations; the qid is
+                then closed.
             QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
         """
         qid = bytes(desc.qid)
@@ -355,6 +363,7 @@ class SiloSession:
                 raise ProtocolError("the descriptor differs from the one accepted for this qid")
             rnd.state = RoundState.UPLOADING
         try:
+            kept = None if extra_noise is None else extra.check_extra(extra_noise, desc.dimension)
             message = self._masked_upload(desc, rnd, roster, x)
         except BaseException:
             with self._lock:
@@ -364,7 +373,7 @@ class SiloSession:
             if rnd.state is not RoundState.UPLOADING:
                 rnd.close()
                 raise ProtocolError("the query was closed while its upload was computed")
-            rnd.state = RoundState.UPLOADED
+            rnd.state, rnd.extra = RoundState.UPLOADED, kept
         return message
 
     def _masked_upload(
@@ -415,8 +424,10 @@ class SiloSession:
 
         For each peer this releases either a share of its self-mask seed (peer in S) or the
         pairwise mask key with it (peer in D), never both. Shares whose ciphertext fails
-        authentication are silently left out. A refused request releases nothing and leaves
-        the query where it was.
+        authentication are silently left out. When D is empty and the silo holds the extra part
+        of its noise share, the response also carries the masked extra vector; with D
+        non-empty it never does. A refused request releases nothing and leaves the query where
+        it was.
 
         Args:
             req: The unmask request addressed to this silo.
@@ -446,8 +457,8 @@ class SiloSession:
             if req.hq != rnd.hq:
                 raise ProtocolError("the unmask request is for a different descriptor digest")
             survivors, dropped = check_split(desc, self.silo_id, req.survivors, req.dropped)
-            pair, hq = rnd.pair_keys, rnd.hq
-            rnd.state, rnd.desc, rnd.pair_keys = RoundState.ANSWERED, None, {}
+            pair, hq, kept = rnd.pair_keys, rnd.hq, rnd.extra
+            rnd.state, rnd.desc, rnd.pair_keys, rnd.extra = RoundState.ANSWERED, None, {}, None
         seed_shares: dict[str, bytes] = {}
         for owner, ciphertext in req.forwarded:
             if owner not in survivors or owner == self.silo_id or owner in seed_shares:
@@ -460,12 +471,19 @@ class SiloSession:
             if share is not None:
                 seed_shares[owner] = share
         mask_keys = tuple((peer, keys.mask_key(pair[peer], qid, hq)) for peer in sorted(dropped))
+        digest = req.digest()
+        masked = b""
+        if kept is not None and not dropped:
+            z = extra.masked_extra(kept, self.silo_id, pair, qid, hq, digest, dropped)
+            masked = vector_to_bytes(z)
+        del kept
         response = UnmaskResponse(
             qid=qid,
             silo_id=self.silo_id,
-            request_digest=req.digest(),
+            request_digest=digest,
             seed_shares=tuple(sorted(seed_shares.items())),
             mask_keys=mask_keys,
+            extra=masked,
         )
         return response if self._identity is None else sign_message(response, self._identity)
 

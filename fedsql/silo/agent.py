@@ -446,7 +446,7 @@ class SiloAgent:
         )
         descriptor = descriptor_from_request(request)
         try:
-            vector = noised_vector(
+            vector, extra = noised_vector(
                 self.engine,
                 admission,
                 self._within_cap,
@@ -454,7 +454,7 @@ class SiloAgent:
                 self.silo_id,
                 on_run=lambda: self._executed(request),
             )
-            upload = session.upload(descriptor, vector)
+            upload = session.upload(descriptor, vector, extra)
         except Error as exc:
             # The charge stands: a query that failed after execution started costs its epsilon.
             session.abort(request.qid)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from fedsql.privacy.calibrate import MIN_SIGMA_LOCAL
 from fedsql.privacy.noise import sample_discrete_gaussian
 from fedsql.secagg.encoding import encode
 from fedsql.silo.guard import Admission
@@ -36,15 +37,21 @@ def noised_vector(
     timeout_s: float,
     silo_id: str,
     on_run: Callable[[], None] | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the partial query and return the encoded vector with this silo's noise share added.
 
     The rows never leave this function: they are laid out over the public key space, clamped
-    and encoded to fixed point (in two limbs where the encoding says so), and noised with
-    discrete Gaussian noise of the plan's local standard deviation (in encoded units, on each
-    measure's lowest limb) before the caller masks the vector. ``silo_id`` is this silo's own id
-    (the value of the ``silo`` key). ``on_run`` is called as soon as the partial query has run
+    and encoded to fixed point (in two limbs where the encoding says so), and noised before the
+    caller masks the vector. The noise share is two independent discrete Gaussians per value, a
+    base part (``sigma_base_encoded``) and, when the plan has one, an extra part
+    (``sigma_extra_encoded``), both added to each measure's lowest limb. The extra part is also
+    returned, in the vector's layout, so the secure-aggregation session can remove it when every
+    cohort member answers (:mod:`fedsql.secagg.extra`). ``silo_id`` is this silo's own id (the
+    value of the ``silo`` key). ``on_run`` is called as soon as the partial query has run
     (whatever happens next).
+
+    Returns:
+        The noised encoded vector, and the extra part of its noise (None when there is none).
 
     Raises:
         QueryTimeout: The partial query ran past ``timeout_s``.
@@ -55,13 +62,27 @@ def noised_vector(
     if on_run is not None:
         on_run()
     values = dense_vector(plan, names, rows)
-    noise = None
-    if admission.noise is not None:
-        shares = []
-        for mn in admission.noise.measures:
-            assert mn.sigma_local_encoded >= 2.0 - 1e-9 and math.isfinite(mn.sigma_local_encoded)
-            shares.append(sample_discrete_gaussian(mn.sigma_local_encoded, plan.cells))
-        noise = np.column_stack(shares).reshape(-1)  # cell-major, like the values
-    encoded = encode(values, admission.encoding, plan.cells, noise=noise)
+    noise = admission.noise
+    if noise is None:
+        encoded = encode(values, admission.encoding, plan.cells)
+        del values, rows
+        return encoded, None
+    base_parts, extra_parts = [], []
+    for mn in noise.measures:
+        base = mn.sigma_base_encoded
+        assert base >= MIN_SIGMA_LOCAL - 1e-9 and math.isfinite(base)
+        base_parts.append(sample_discrete_gaussian(base, plan.cells))
+        if noise.has_extra:
+            assert mn.sigma_extra_encoded > 0.0 and math.isfinite(mn.sigma_extra_encoded)
+            extra_parts.append(sample_discrete_gaussian(mn.sigma_extra_encoded, plan.cells))
+    base_noise = np.column_stack(base_parts).reshape(-1)  # cell-major, like the values
+    if not extra_parts:
+        encoded = encode(values, admission.encoding, plan.cells, noise=base_noise)
+        del values, rows
+        return encoded, None
+    extra_noise = np.column_stack(extra_parts).reshape(-1)
+    encoded = encode(values, admission.encoding, plan.cells, noise=base_noise + extra_noise)
+    # the extra part as it sits in the encoded vector (on each measure's lowest limb)
+    extra = encode(np.zeros_like(values), admission.encoding, plan.cells, noise=extra_noise)
     del values, rows
-    return encoded
+    return encoded, extra

@@ -3,7 +3,9 @@
 Nothing here touches patient data: every check runs on the request, the contract and the policy.
 A request is admitted only when the silo's own plan has the hub's plan hash, the epsilon is within
 the clinic's cap, approval allows it, and the noise and encoding the hub asks for are exactly the
-ones this silo computes for itself.
+ones this silo computes for itself. The split of each noise share into a base part, which always
+stays in the total, and an extra part, removed only when every cohort member answers, is this
+silo's own (from the contract and the cohort size); the hub cannot choose it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from fedsql.catalog import Contract, SiloPolicy
 from fedsql.errors import ProtocolError, QueryRejected
 from fedsql.privacy.accounting import epsilon_to_micro
-from fedsql.privacy.calibrate import NoisePlan, plan_noise
+from fedsql.privacy.calibrate import MIN_SIGMA_LOCAL, MeasureNoise, NoisePlan, plan_noise
 from fedsql.query_terms import encoding_for, measure_specs
 from fedsql.secagg.encoding import CoordinateSpec, check_plan, dimension
 from fedsql.sql.plan import FederatedPlan
@@ -34,6 +36,18 @@ class Admission:
 
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+
+
+def _check_split(mine: MeasureNoise) -> None:
+    """Refuse a noise split this silo must not upload: a base part below the safe minimum, or
+    base and extra parts that do not make up the whole share."""
+    whole = math.hypot(mine.sigma_base_encoded, mine.sigma_extra_encoded)
+    if mine.sigma_base_encoded < MIN_SIGMA_LOCAL or not math.isclose(
+        whole, mine.sigma_local_encoded, rel_tol=1e-9
+    ):
+        raise QueryRejected(
+            f"the noise of measure {mine.name!r} cannot be split safely; lower epsilon"
+        )
 
 
 def admit(
@@ -87,13 +101,18 @@ def admit(
         noise = None
     else:
         noise = plan_noise(
-            float(request.epsilon_charge), contract.delta, measure_specs(plan), params_.m_min(n)
+            float(request.epsilon_charge),
+            contract.delta,
+            measure_specs(plan),
+            params_.m_min(n),
+            params_.m_all(n),
         )
         for asked, mine in zip(request.sigma_loc, noise.measures, strict=True):
             if not _close(asked, mine.sigma_local_encoded):
                 raise ProtocolError(
                     "the noise the hub asks for differs from this silo's calibration"
                 )
+            _check_split(mine)
     encoding = encoding_for(contract, plan, noise, n)
     if len(request.encoding) != len(encoding) or any(
         e.frac_bits != mine.frac_bits or e.limbs != mine.limbs or not _close(e.bound, mine.bound)

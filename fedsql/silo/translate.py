@@ -120,4 +120,5 @@ def response_to_message(response: SecAggResponse) -> UnmaskResponse:
         seed_shares=tuple(response.seed_shares),
         mask_keys=tuple(response.mask_keys),
         signature=response.signature,
+        extra=response.extra,
     )

@@ -122,6 +122,7 @@ def _unmask_response_pb(m: UnmaskResponse) -> pb.UnmaskResponse:
         seed_shares=_pb_pairs(m.seed_shares),
         mask_keys=_pb_pairs(m.mask_keys),
         signature=m.signature,
+        extra=m.extra,
     )
 
 
@@ -443,6 +444,7 @@ def _unmask_response(p: pb.UnmaskResponse) -> UnmaskResponse:
         seed_shares=_pairs_of(p.seed_shares),
         mask_keys=_pairs_of(p.mask_keys),
         signature=p.signature,
+        extra=p.extra,
     )
 
 

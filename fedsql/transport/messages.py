@@ -103,7 +103,8 @@ class MaskedUpload:
 @dataclass(frozen=True)
 class UnmaskResponse:
     """FSA-1 M3: ``(owner_id, share)`` seed shares of survivors and ``(dropped_id, key)`` pairwise
-    mask keys, bound to the request by ``request_digest`` (SHA-256 of the M2 it answers)."""
+    mask keys, bound to the request by ``request_digest`` (SHA-256 of the M2 it answers), and
+    the masked extra noise vector ``extra`` (8d bytes, or empty)."""
 
     qid: bytes
     silo_id: str
@@ -111,6 +112,7 @@ class UnmaskResponse:
     seed_shares: tuple[SiloBytes, ...]
     mask_keys: tuple[SiloBytes, ...]
     signature: bytes = b""
+    extra: bytes = b""
 
 
 @dataclass(frozen=True)

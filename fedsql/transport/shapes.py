@@ -148,6 +148,8 @@ def _check_unmask_response(m: UnmaskResponse) -> None:
     _fixed("UnmaskResponse", "request_digest", m.request_digest, DIGEST_BYTES)
     _pairs("UnmaskResponse", "seed_shares", m.seed_shares)
     _pairs("UnmaskResponse", "mask_keys", m.mask_keys, MASK_KEY_BYTES)
+    if len(m.extra) % WORD_BYTES:
+        raise _fail("UnmaskResponse", f"extra must be a multiple of {WORD_BYTES} bytes")
     _signature("UnmaskResponse", m.signature)
 
 

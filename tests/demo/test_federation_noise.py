@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -12,6 +16,10 @@ import pytest
 
 import fedsql
 from fedsql.demo.federation import DemoFederation
+from fedsql.privacy.calibrate import plan_noise
+from fedsql.query_terms import measure_specs
+from fedsql.sql import plan_query
+from tests.conftest import union_connection
 
 REPEATS = 12
 
@@ -58,6 +66,26 @@ def _released(
     return np.array(residuals), np.array(sigmas), np.array(covered)
 
 
+COUNT_BY_AGE = "SELECT age, COUNT(*) AS v FROM patients GROUP BY age"
+
+
+def _count_sigma(fed: DemoFederation, epsilon: float, survivors: int, all_answered: bool) -> float:
+    """The released sd of COUNT(*) by age, derived here from the contract for 4 clinics."""
+    contract = fed.contract
+    visible = {t.name: t.column_names for t in contract.tables}
+    plan = plan_query(COUNT_BY_AGE, None, contract, visible)
+    noise = plan_noise(
+        epsilon,
+        contract.delta,
+        measure_specs(plan),
+        contract.secagg.m_min(4),
+        contract.secagg.m_all(4),
+    )
+    (m,) = noise.measures
+    share = m.sigma_base_encoded if all_answered else m.sigma_local_encoded
+    return math.sqrt(survivors) * share / 2**m.frac_bits
+
+
 def test_count_noise_matches_advertised_sigma(
     noisy_federation: DemoFederation, pooled: duckdb.DuckDBPyConnection
 ) -> None:
@@ -65,14 +93,56 @@ def test_count_noise_matches_advertised_sigma(
     res, sig, covered = _residuals(
         noisy_federation,
         pooled,
-        "SELECT age, COUNT(*) AS v FROM patients GROUP BY age",
+        COUNT_BY_AGE,
         "SELECT age, COUNT(*) FROM patients GROUP BY age",
         epsilon=0.5,
     )
     assert np.allclose(sig, sig[0])
+    # All four clinics answered: the extra parts were removed, leaving 4 base shares, each
+    # sized for m_all = 3 honest clinics (sd sqrt(4/3) times the query's, not sqrt(4/2)).
+    assert sig[0] == pytest.approx(_count_sigma(noisy_federation, 0.5, 4, all_answered=True))
     ratio = res.std() / sig[0]
     assert 0.85 < ratio < 1.15, ratio
     assert abs(res.mean()) < 4 * sig[0] / np.sqrt(len(res))
+    assert 0.92 < covered.mean() < 0.98
+
+
+@contextmanager
+def _refusing(fed: DemoFederation, silo_id: str) -> Iterator[None]:
+    """One clinic refuses every query for the duration."""
+    agent = fed.silos[silo_id]
+    saved = agent.policy
+    agent.policy = dataclasses.replace(saved, approval="deny")
+    try:
+        yield
+    finally:
+        agent.policy = saved
+
+
+def test_with_a_clinic_refusing_the_whole_noise_stays_and_is_reported(
+    noisy_federation: DemoFederation, demo_data: dict[str, Path]
+) -> None:
+    others = {k: v for k, v in demo_data.items() if k != "seoul"}
+    three = union_connection(others)
+    try:
+        truth = dict(three.execute("SELECT age, COUNT(*) FROM patients GROUP BY age").fetchall())
+        sizes = {k: int(v) for k, v in truth.items()}
+    finally:
+        three.close()
+    with _refusing(noisy_federation, "seoul"):
+        res, sig, covered = _released(
+            noisy_federation, COUNT_BY_AGE, truth, sizes, 0.5, 150, REPEATS
+        )
+        with fedsql.connect(noisy_federation.target, analyst="noise-tester") as conn:
+            cur = conn.cursor().execute(COUNT_BY_AGE, epsilon=0.5)
+            assert cur.privacy is not None
+            assert cur.privacy.details["noise_level"] == "survivors"
+            assert sorted(cur.privacy.answered()) == ["mumbai", "san-francisco", "sydney"]
+    full = _count_sigma(noisy_federation, 0.5, 3, all_answered=False)
+    assert np.allclose(sig, full)
+    assert full > _count_sigma(noisy_federation, 0.5, 3, all_answered=True) * 1.2
+    ratio = res.std() / full
+    assert 0.85 < ratio < 1.15, ratio
     assert 0.92 < covered.mean() < 0.98
 
 
@@ -101,6 +171,9 @@ def test_noisy_answers_differ_from_the_truth(
             conn.cursor().execute("SELECT COUNT(*) FROM patients").fetchall()[0][0]
             for _ in range(4)
         }
+        cur = conn.cursor().execute("SELECT COUNT(*) FROM patients")
+        assert cur.privacy is not None
+        assert cur.privacy.details["noise_level"] == "all answered"
     assert values != {truth[0]}
     assert len(values) > 1
 
@@ -191,6 +264,8 @@ def test_explain_shows_the_budget_split_and_each_outputs_margin(
         lines = conn.cursor().explain(sql)
     text = "\n".join(lines)
     assert "budget split: rho_j proportional to sqrt(w_j) * sensitivity_j" in text
+    assert "noise sized for m_min=2 honest silos, reduced to m_all=3 when every clinic" in text
+    assert "assume every one of the 4 clinics answers" in text
     assert "histogram of age: 32 bins" in text
     shares = [float(x) for x in re.findall(r"rho [0-9.e-]+ \(([0-9.]+)%\)", text)]
     assert len(shares) == 3 + 32  # COUNT(*), SUM(bmi), COUNT(bmi) and the histogram's bins

@@ -310,3 +310,88 @@ def test_a_group_is_noised_as_one_vector_at_its_whole_rho() -> None:
 def test_share_must_be_positive() -> None:
     with pytest.raises(QueryRejected, match="share must be a positive number"):
         plan_noise(1.0, DELTA, [dataclasses.replace(COUNT, share=0.0)], m_min=1)
+
+
+SPLIT_CASES = [
+    (1.0, [COUNT, SUM], 2, 3),
+    (0.1, [COUNT, SUM, SUM_INT, DISTINCT], 3, 4),
+    (0.5, [SUM_INT], 51, 99),
+    (2.0, [COUNT, DISTINCT], 1, 2),
+]
+
+
+@pytest.mark.parametrize(("eps", "specs", "m_min", "m_all"), SPLIT_CASES)
+def test_each_share_splits_into_a_base_and_an_extra_part(
+    eps: float, specs: list[MeasureSpec], m_min: int, m_all: int
+) -> None:
+    plan = plan_noise(eps, DELTA, specs, m_min, m_all)
+    assert (plan.m_min, plan.m_all, plan.has_extra) == (m_min, m_all, True)
+    for m in plan.measures:
+        sigma_j = m.sensitivity_encoded / math.sqrt(2 * m.rho)
+        assert m.sigma_local_encoded == pytest.approx(sigma_j / math.sqrt(m_min))
+        assert m.sigma_base_encoded == pytest.approx(sigma_j / math.sqrt(m_all))
+        assert m.sigma_extra_encoded**2 == pytest.approx(sigma_j**2 / m_min - sigma_j**2 / m_all)
+        assert m.sigma_base_encoded**2 + m.sigma_extra_encoded**2 == pytest.approx(
+            m.sigma_local_encoded**2, rel=1e-12
+        )
+        assert m.sigma_base_encoded >= MIN_SIGMA_LOCAL
+        # n shares, each leaving its base part, give at least the query's noise from m_all
+        f = m.frac_bits
+        assert plan.sigma_released(m.name, m_all, all_answered=True) == pytest.approx(
+            sigma_j / 2**f
+        )
+        assert plan.sigma_released(m.name, m_all + 1, all_answered=True) == pytest.approx(
+            math.sqrt(m_all + 1) * m.sigma_base_encoded / 2**f
+        )
+        assert plan.sigma_released(m.name, m_all + 1) == pytest.approx(
+            math.sqrt(m_all + 1) * m.sigma_local_encoded / 2**f
+        )
+    # m_all honest base shares still pay exactly the query's rho
+    base_rho = sum(
+        m.sensitivity_encoded**2 / (2 * m.sigma_base_encoded**2 * m_all) for m in plan.measures
+    )
+    assert base_rho == pytest.approx(plan.rho, rel=1e-9)
+
+
+def test_without_silos_to_spare_there_is_no_extra_part() -> None:
+    plan = plan_noise(1.0, DELTA, [COUNT, SUM], 3, 3)
+    assert not plan.has_extra
+    for m in plan.measures:
+        assert m.sigma_extra_encoded == 0.0
+        assert m.sigma_base_encoded == m.sigma_local_encoded
+    assert plan_noise(1.0, DELTA, [COUNT, SUM], 3) == plan
+
+
+def test_fraction_bits_are_chosen_for_the_base_share() -> None:
+    # With 1 of 10 shares guaranteed, the whole share would reach 64 units with fewer bits
+    # than the base share, which is what remains when everyone answers.
+    plan = plan_noise(0.3, DELTA, [SUM, TINY_SUM], 1, 10)
+    for spec, m in zip((SUM, TINY_SUM), plan.measures, strict=True):
+        assert m.sigma_base_encoded >= TARGET_SIGMA_FRACTIONAL
+        if m.frac_bits == 0:
+            continue
+        f = m.frac_bits - 1
+        sens = spec.sensitivity * 2**f + math.sqrt(min(spec.row_cap, spec.cells))
+        assert sens / math.sqrt(2 * m.rho) / math.sqrt(10) < TARGET_SIGMA_FRACTIONAL
+    tiny = plan.measures[1]
+    assert tiny.frac_bits > plan_noise(0.3, DELTA, [SUM, TINY_SUM], 1).measures[1].frac_bits
+
+
+def test_a_base_share_below_two_units_is_refused_even_if_the_whole_share_is_not() -> None:
+    spec = MeasureSpec("n", sensitivity=1.0, clip=1.0, integral=True, cells=1, row_cap=1)
+    # at this epsilon the whole share for m_min = 1 is about 3 units; the base for 9 is ~1
+    eps = 1.1
+    whole = plan_noise(eps, DELTA, [spec], 1).measures[0]
+    assert whole.frac_bits == 0 and whole.sigma_local_encoded >= MIN_SIGMA_LOCAL
+    split = plan_noise(eps, DELTA, [spec], 1, 9).measures[0]
+    assert split.frac_bits > 0 and split.sigma_base_encoded >= MIN_SIGMA_LOCAL
+    # at the most fraction bits, the whole share is safe for m_min = 1 but the base for 10 is not
+    assert plan_noise(20.0, DELTA, [TINY_SUM], 1).measures[0].sigma_local_encoded >= 2
+    with pytest.raises(QueryRejected, match="lower epsilon"):
+        plan_noise(20.0, DELTA, [TINY_SUM], 1, 10)
+
+
+@pytest.mark.parametrize("m_all", [0, 2, True, 2.5])
+def test_m_all_must_be_an_integer_of_at_least_m_min(m_all: object) -> None:
+    with pytest.raises(DataError, match="m_all"):
+        plan_noise(1.0, DELTA, [COUNT], 3, m_all)  # type: ignore[arg-type]

@@ -289,12 +289,18 @@ def run_protocol(
     uploaders: Iterable[str] | None = None,
     responders: Iterable[str] | None = None,
     finish: bool = True,
+    extras: Mapping[str, NDArray[np.int64]] | None = None,
 ) -> Run:
-    """Run FSA-1: ``uploaders`` (default: the cohort) upload, ``responders`` answer round 2."""
+    """Run FSA-1: ``uploaders`` (default: the cohort) upload, ``responders`` answer round 2.
+
+    ``extras`` gives silos the extra noise part of their input (already added to it), kept
+    until round 2.
+    """
     coordinator = fed.coordinator(desc)
     desc = coordinator.desc
     up_ids = list(uploaders) if uploaders is not None else list(desc.cohort)
-    uploads = {sid: fed.sessions[sid].upload(desc, inputs[sid]) for sid in up_ids}
+    held = extras or {}
+    uploads = {sid: fed.sessions[sid].upload(desc, inputs[sid], held.get(sid)) for sid in up_ids}
     for up in uploads.values():
         coordinator.add_upload(up)
     requests = coordinator.close_round1()

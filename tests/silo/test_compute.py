@@ -57,7 +57,8 @@ def test_the_vector_is_zero_in_every_other_clinics_cells(
 ) -> None:
     admission = _admission(contract, SQL)
     plan = admission.plan
-    vector = noised_vector(engine, admission, {}, 30.0, "sydney")
+    vector, extra = noised_vector(engine, admission, {}, 30.0, "sydney")
+    assert extra is None  # noise off: no noise share at all
     cells = _decoded(admission, vector)
     index = plan.key_index()
     with duckdb.connect() as conn:
@@ -82,7 +83,7 @@ def test_the_silo_binds_its_own_id_whatever_id_it_is_given(
     # The id comes from the silo's own configuration: bound as "mumbai", Sydney's rows all
     # land in Mumbai's cells and nowhere else (the agent passes its policy's id).
     admission = _admission(contract, "SELECT silo, COUNT(*) FROM patients GROUP BY silo")
-    cells = _decoded(admission, noised_vector(engine, admission, {}, 30.0, "mumbai"))
+    cells = _decoded(admission, noised_vector(engine, admission, {}, 30.0, "mumbai")[0])
     order = admission.plan.keys[0].values
     assert [bool(c) for c in cells[:, 0]] == [silo == "mumbai" for silo in order]
     assert "'mumbai' AS k0" in partial_sql(admission, {}, "mumbai")

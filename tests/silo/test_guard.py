@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -45,7 +46,13 @@ def honest_request(
     plan = plan_query(sql, list(params), contract, policy.shared)
     n = 4
     nplan = (
-        plan_noise(0.5, contract.delta, measure_specs(plan), contract.secagg.m_min(n))
+        plan_noise(
+            0.5,
+            contract.delta,
+            measure_specs(plan),
+            contract.secagg.m_min(n),
+            contract.secagg.m_all(n),
+        )
         if noise
         else None
     )
@@ -79,6 +86,18 @@ def test_honest_request_is_admitted(contract: Contract, policy: SiloPolicy) -> N
     admission = admit(honest_request(contract, policy), contract, policy, testing=False)
     assert admission.epsilon_micro == 500_000
     assert admission.noise is not None
+
+
+def test_the_silo_splits_its_noise_share_itself(contract: Contract, policy: SiloPolicy) -> None:
+    # 4 clinics, c_max 1: sized for m_min = 2 honest shares, m_all = 3 when all answer
+    req = honest_request(contract, policy)
+    noise = admit(req, contract, policy, testing=False).noise
+    assert noise is not None and (noise.m_min, noise.m_all) == (2, 3)
+    for asked, m in zip(req.sigma_loc, noise.measures, strict=True):
+        sigma_j = asked * math.sqrt(2)
+        assert m.sigma_base_encoded == pytest.approx(sigma_j / math.sqrt(3))
+        assert m.sigma_extra_encoded == pytest.approx(math.sqrt(sigma_j**2 / 2 - sigma_j**2 / 3))
+        assert m.sigma_base_encoded >= 2.0
 
 
 def _tampered(req: QueryRequest, field: str) -> QueryRequest:

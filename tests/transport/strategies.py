@@ -144,6 +144,7 @@ MESSAGES: dict[type[Any], st.SearchStrategy[Any]] = {
         seed_shares=pairs(st.binary(max_size=70)),
         mask_keys=pairs(fixed(MASK_KEY_BYTES)),
         signature=SIGNATURE,
+        extra=st.one_of(st.just(b""), WORDS),
     ),
     m.Refusal: st.builds(
         m.Refusal, qid=QID, silo_id=IDS, code=TEXT, reason=TEXT, budget_remaining=TEXT

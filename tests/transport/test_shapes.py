@@ -59,6 +59,7 @@ CASES: list[tuple[str, Any, str]] = [
         "mask_keys for silo c must be 16 bytes, not 32",
     ),
     ("response owner", replace(RESPONSE, seed_shares=(("", b"s"),)), "seed_shares holds an empty"),
+    ("response extra", replace(RESPONSE, extra=bytes(7)), "extra must be a multiple of 8 bytes"),
     ("refusal id", m.Refusal(qid=QUERY.qid, silo_id="", code="c", reason="r"), "silo_id is empty"),
     ("accepted qid", m.Accepted(qid=b"", silo_id="a", budget_remaining="1"), "qid must be 16"),
     ("held qid", m.Held(qid=b"", silo_id="a", reason="waiting"), "qid must be 16"),

@@ -193,10 +193,15 @@ class UnmaskResponse(_message.Message):
     SEED_SHARES_FIELD_NUMBER: _builtins.int
     MASK_KEYS_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
     qid: _builtins.bytes
     silo_id: _builtins.str
     request_digest: _builtins.bytes
     signature: _builtins.bytes
+    extra: _builtins.bytes
+    """The masked extra noise vector (8 bytes per word, little-endian) when nobody dropped;
+    empty otherwise.
+    """
     @_builtins.property
     def seed_shares(self) -> _containers.RepeatedCompositeFieldContainer[Global___SiloBytes]:
         """silo_id = the owner of the seed."""
@@ -214,10 +219,11 @@ class UnmaskResponse(_message.Message):
         seed_shares: _abc.Iterable[Global___SiloBytes] | None = ...,
         mask_keys: _abc.Iterable[Global___SiloBytes] | None = ...,
         signature: _builtins.bytes = ...,
+        extra: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mask_keys", b"mask_keys", "qid", b"qid", "request_digest", b"request_digest", "seed_shares", b"seed_shares", "signature", b"signature", "silo_id", b"silo_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extra", b"extra", "mask_keys", b"mask_keys", "qid", b"qid", "request_digest", b"request_digest", "seed_shares", b"seed_shares", "signature", b"signature", "silo_id", b"silo_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
