@@ -253,6 +253,7 @@ class SiloAgent:
         self.holding.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.engine.close()
+        self.ledger.close()
         self.nonces.close()
         self.model_rounds.close()
         self.rates.close()
