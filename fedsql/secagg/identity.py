@@ -9,6 +9,7 @@ made by :func:`sign_message` and checked by :func:`verify_message`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -127,7 +128,12 @@ class IdentityKey:
         >>> verify_signature(key.public_bytes, b"m", key.sign(b"m"))
         True
         """
-        return Ed25519PrivateKey.from_private_bytes(self.private_bytes).sign(bytes(data))
+        return self._private.sign(bytes(data))
+
+    @functools.cached_property
+    def _private(self) -> Ed25519PrivateKey:
+        """The key as a cryptography object, loaded once (a key signs many messages)."""
+        return Ed25519PrivateKey.from_private_bytes(self.private_bytes)
 
 
 def verify_signature(public: bytes, data: bytes, signature: bytes) -> bool:

@@ -112,20 +112,23 @@ class SiloKeyring:
                 if key.silo_id != self.silo_id and not self._ended(key.epoch):
                     self._peer_keys[(key.silo_id, key.epoch)] = key
 
-    def _own_and_peer(self, peer: str, epoch: int) -> tuple[keys.SiloKeyPair, bytes, Roster]:
+    def _peer_public(self, peer: str, epoch: int) -> tuple[bytes, Roster]:
         with self._lock:
             if self._ended(epoch):
                 raise ProtocolError(f"epoch {epoch} has ended; its pair keys are gone")
             roster = self._roster
             published = self._peer_keys.get((peer, epoch))
         if self._store is None:
-            return self._keypair, roster.entry(peer).x25519_public, roster
+            return roster.entry(peer).x25519_public, roster
         if published is None:
             raise ProtocolError(
                 f"silo {self.silo_id} holds no verified epoch {epoch} key for peer {peer}; "
                 "refusing to mask without it"
             )
-        return self._store.keypair(epoch), published.x25519_public, roster
+        return published.x25519_public, roster
+
+    def _own(self, epoch: int) -> keys.SiloKeyPair:
+        return self._keypair if self._store is None else self._store.keypair(epoch)
 
     def pair_key(self, peer: str, epoch: int) -> bytes:
         """K_{self,peer}^e, from the cache or derived once.
@@ -141,12 +144,13 @@ class SiloKeyring:
             ProtocolError: If the epoch has ended, the peer is not in the roster, its epoch key
                 is missing, this silo's epoch key is missing, or the peer key is invalid.
         """
-        own, peer_public, roster = self._own_and_peer(peer, epoch)
+        peer_public, roster = self._peer_public(peer, epoch)
         slot = (peer, epoch, peer_public)
         with self._lock:
             cached = self._cache.get(slot)
         if cached is not None:
             return cached
+        own = self._own(epoch)  # loaded only on a miss: a cached key needs no private key
         derived = keys.pair_key(
             own.private_bytes,
             peer_public,

@@ -79,6 +79,8 @@ class _Round:
     epoch: int | None = None
     pair_keys: dict[str, bytes] = field(default_factory=dict)
     extra: NDArray[np.int64] | None = None
+    #: The coordinator key and signature the accepted descriptor was verified with.
+    verified: tuple[bytes, bytes] = (b"", b"")
 
     def close(self) -> None:
         self.state, self.desc, self.pair_keys, self.extra = RoundState.CLOSED, None, {}, None
@@ -283,17 +285,35 @@ class SiloSession:
         if pinned:  # always, in signed mode: a verified roster is complete
             verify_message(message, pinned, what)
 
-    def _validate(self, desc: Descriptor) -> tuple[bytes, Roster]:
-        """Every check of a descriptor against this silo's roster and epoch; returns hq."""
+    def _validate(
+        self, desc: Descriptor, accepted: _Round | None = None
+    ) -> tuple[bytes, Roster, bytes]:
+        """Every check of a descriptor against this silo's roster and epoch.
+
+        The coordinator's signature is verified unless ``accepted`` holds this very descriptor
+        (same digest) already verified with the same signature under the key pinned now.
+
+        Returns:
+            hq, the roster checked against, and the coordinator key the signature was
+            verified with (empty when the roster pins none).
+        """
         with self._lock:
             roster, epoch = self.roster, self.epoch
-        self._coordinator_check(desc, "the query descriptor")
+        pinned = roster.coordinator_public
+        hq = desc.digest()
+        already = (
+            accepted is not None
+            and accepted.hq == hq
+            and accepted.verified == (pinned, desc.signature)
+        )
+        if pinned and not already:  # always, in signed mode: a verified roster is complete
+            verify_message(desc, pinned, "the query descriptor")
         check_descriptor(desc, roster, self.c_max)
         if desc.epoch != epoch:
             raise ProtocolError(f"the descriptor is for epoch {desc.epoch}, not {epoch}")
         if self.silo_id not in desc.cohort:
             raise ProtocolError(f"silo {self.silo_id} is not in the query's cohort")
-        return desc.digest(), roster
+        return hq, roster, pinned
 
     def accept(self, desc: Descriptor) -> bytes:
         """Check a descriptor and claim its qid, before any budget is spent.
@@ -312,17 +332,20 @@ class SiloSession:
             QueryRejected: If an encoded measure could overflow 2^62 over the cohort.
             OperationalError: If the durable replay log cannot record the qid.
         """
-        hq, _ = self._validate(desc)
-        self._claim(desc, hq)
+        hq, _, pinned = self._validate(desc)
+        self._claim(desc, hq, pinned)
         return hq
 
-    def _claim(self, desc: Descriptor, hq: bytes) -> None:
+    def _claim(self, desc: Descriptor, hq: bytes, pinned: bytes) -> None:
         with self._lock:
             if desc.qid in self._rounds:
                 raise ProtocolError("this query id was already used; refusing a replayed query")
             if self._claim_qid is not None and not self._claim_qid(desc.qid):
                 raise ProtocolError("this query id was already used; refusing a replayed query")
-            self._rounds[desc.qid] = _Round(RoundState.ACCEPTED, desc, hq, desc.epoch)
+            verified = (pinned, desc.signature) if pinned else (b"", b"")
+            self._rounds[desc.qid] = _Round(
+                RoundState.ACCEPTED, desc, hq, desc.epoch, verified=verified
+            )
 
     def upload(
         self, desc: Descriptor, x: NDArray[np.int64], extra_noise: NDArray[np.int64] | None = None
@@ -350,11 +373,12 @@ class SiloSession:
         """
         qid = bytes(desc.qid)
         with self._lock:
-            known = qid in self._rounds
-        # When accepted earlier, validate again: the roster or epoch may have changed since.
-        hq, roster = self._validate(desc)
-        if not known:
-            self._claim(desc, hq)
+            accepted = self._rounds.get(qid)
+        # When accepted earlier, validate again: the roster or epoch may have changed since
+        # (the signature check is not repeated for the same descriptor under the same key).
+        hq, roster, pinned = self._validate(desc, accepted)
+        if accepted is None:
+            self._claim(desc, hq, pinned)
         with self._lock:
             rnd = self._rounds[qid]
             if rnd.state is not RoundState.ACCEPTED:

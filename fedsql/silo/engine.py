@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from fedsql.errors import ConfigError, InternalError, QueryRejected, QueryTimeout
+from fedsql.silo.deadlines import watchdog
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ class Engine:
             timed_out.set()
             cursor.interrupt()
 
-        timer = threading.Timer(timeout_s, interrupt)
-        timer.daemon = True
-        timer.start()
+        deadline = watchdog.arm(timeout_s, interrupt)
         try:
             cursor.execute(sql, dict(params))
             names = [str(d[0]) for d in cursor.description or ()]
@@ -178,7 +177,7 @@ class Engine:
                 f"the silo's engine failed on a planned query ({type(exc).__name__})"
             ) from None
         finally:
-            timer.cancel()
+            watchdog.disarm(deadline)
             cursor.close()
         return names, rows
 

@@ -8,6 +8,7 @@ No sqlglot object appears here: hub and silo read strings, numbers and tuples.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -169,9 +170,9 @@ class FederatedPlan:
         """
         return self.cells * len(self.measures)
 
-    @property
+    @functools.cached_property
     def plan_hash(self) -> str:
-        """SHA-256 (hex) over the canonical JSON of the whole plan."""
+        """SHA-256 (hex) over the canonical JSON of the whole plan (computed once per plan)."""
         blob = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
