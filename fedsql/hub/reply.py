@@ -48,6 +48,10 @@ def quorum_error(contract: Contract, run: QueryRun) -> Error:
 
 #: Why an enrolled silo that was not connected when a query started is not in its answer.
 ABSENT = "not connected to the hub when the query started"
+#: Reason given for a survivor whose upload is in the total but whose round-2 answer never came.
+LEFT_AFTER_UPLOAD = (
+    "left after uploading; its upload is in the total, unmasked with the other survivors' shares"
+)
 
 
 def silo_statuses(
@@ -55,18 +59,23 @@ def silo_statuses(
 ) -> tuple[SiloStatus, ...]:
     """Each silo's final status: answered (a survivor), refused or dropped.
 
-    With the ``roster``, enrolled silos that were not connected when the query started are
+    A survivor that left between the rounds is answered (its upload is in the total), with a
+    reason that says it left. With the ``roster``, enrolled silos that were not connected when the query started are
     listed too, as dropped.
     """
     statuses = []
     for silo_id in run.cohort:
         out = run.outcomes[silo_id]
         status = "answered" if silo_id in survivors else out.status
+        if status != "answered":
+            reason = out.reason
+        else:
+            reason = "" if silo_id in run.responses else LEFT_AFTER_UPLOAD
         statuses.append(
             SiloStatus(
                 silo_id=silo_id,
                 status=status,
-                reason=out.reason if status != "answered" else "",
+                reason=reason,
                 budget_remaining=out.budget_remaining,
             )
         )

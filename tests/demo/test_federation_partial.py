@@ -103,3 +103,52 @@ def test_an_absent_silo_is_named_in_the_answer(demo_data: dict[str, Path]) -> No
             assert cur.privacy.dropped() == {
                 "sydney": "not connected to the hub when the query started"
             }
+
+
+OMOP_SQL = (
+    "SELECT gender_concept_id, COUNT(*) AS persons, SUM(year_of_birth) AS years "
+    "FROM person GROUP BY gender_concept_id ORDER BY gender_concept_id"
+)
+
+
+def _omop_pooled(clinics: list[str]) -> list[tuple[object, ...]]:
+    from fedsql.demo.omop import ensure_omop_data
+
+    files = ensure_omop_data()
+    conn = duckdb.connect()
+    parts = []
+    for i, clinic in enumerate(clinics):
+        conn.execute(f"ATTACH '{files[clinic]}' AS c{i} (READ_ONLY)")
+        parts.append(f"SELECT * FROM c{i}.person")
+    conn.execute("CREATE VIEW person AS " + " UNION ALL ".join(parts))
+    rows = conn.execute(OMOP_SQL).fetchall()
+    conn.close()
+    return [(g, n, int(s)) for g, n, s in rows]
+
+
+def test_five_clinics_answer_with_one_gone_before_the_query_and_one_between_the_rounds() -> None:
+    # The OMOP example federation has five clinics. With Lyon gone before the query, the cohort
+    # is four with a Shamir threshold of 2; Kyoto uploads and then leaves before round 2. Every
+    # survivor's seed still has two responding holders, so the hub unmasks the total of the four
+    # uploads, Kyoto's included.
+    with DemoFederation(
+        dataset="omop", noise=False, testing=True, policy_overrides={"min_group_size": 1}
+    ) as fed:
+        fed.stop_silo("lyon")
+        kyoto = fed.silos["kyoto"]
+
+        def leave_instead_of_answering(msg: object) -> None:
+            threading.Thread(target=fed.stop_silo, args=("kyoto",)).start()
+
+        kyoto._on_unmask = leave_instead_of_answering  # type: ignore[method-assign]
+        with fedsql.connect(fed.target, analyst="partial") as conn:
+            cur = conn.cursor().execute(OMOP_SQL)
+            rows = [(g, n, int(s)) for g, n, s in cur.fetchall()]
+            assert cur.privacy is not None
+            report = cur.privacy
+    assert rows == _omop_pooled(["boston", "kyoto", "nairobi", "sao-paulo"])
+    assert sorted(report.answered()) == ["boston", "kyoto", "nairobi", "sao-paulo"]
+    assert report.dropped() == {"lyon": "not connected to the hub when the query started"}
+    reasons = {s.silo_id: s.reason for s in report.silos}
+    assert reasons["kyoto"].startswith("left after uploading")
+    assert reasons["boston"] == ""
