@@ -60,8 +60,8 @@ def silo_statuses(
     """Each silo's final status: answered (a survivor), refused or dropped.
 
     A survivor that left between the rounds is answered (its upload is in the total), with a
-    reason that says it left. With the ``roster``, enrolled silos that were not connected when the query started are
-    listed too, as dropped.
+    reason that says it left. With the ``roster``, enrolled silos that were not connected when
+    the query started are listed too, as dropped.
     """
     statuses = []
     for silo_id in run.cohort:
