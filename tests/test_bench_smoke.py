@@ -20,6 +20,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ("connectors.py", "pushdown/direct ratio"),
         ("accuracy.py", "worst ratio"),
         ("training.py", "rows bytes / bytes per round"),
+        ("demo_data.py", "generate/copy ratio"),
     ],
 )
 def test_benchmark_smoke(demo_data: object, script: str, expect: str) -> None:

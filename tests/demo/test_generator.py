@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -55,20 +54,20 @@ def union_connection(paths: dict[str, Path]) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_all_four_clinics_build_in_under_five_seconds(demo_build: DemoBuild) -> None:
+def test_all_four_clinics_are_built_in_the_versioned_cache(demo_build: DemoBuild) -> None:
+    # how long building takes is measured by bench/demo_data.py, not here
     assert list(demo_build.paths) == ["san-francisco", "mumbai", "sydney", "seoul"]
     assert all(
         p.parent == demo_build.cache_dir / GENERATOR_VERSION for p in demo_build.paths.values()
     )
-    assert demo_build.seconds < 5.0
 
 
 def test_a_second_call_reuses_the_cache(demo_build: DemoBuild) -> None:
     inodes = {k: p.stat().st_ino for k, p in demo_build.paths.items()}
-    start = time.perf_counter()
+    mtimes = {k: p.stat().st_mtime_ns for k, p in demo_build.paths.items()}
     again = ensure_demo_data(demo_build.cache_dir)
-    assert time.perf_counter() - start < 0.5
     assert again == demo_build.paths
+    assert {k: p.stat().st_mtime_ns for k, p in again.items()} == mtimes
     assert {k: p.stat().st_ino for k, p in again.items()} == inodes
 
 
