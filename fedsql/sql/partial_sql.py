@@ -45,6 +45,8 @@ query; otherwise whether a query fails would reveal single rows (see ``guard_err
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlglot import exp
 
 from fedsql.sql.group_keys import key_expression
@@ -79,23 +81,84 @@ def build_partial_sql(
     Returns:
         DuckDB SQL returning one row per non-empty group: key columns then measure columns.
     """
-    table = query.table
+    values = [(slot.name, slot_value(slot)) for slot in measures.slots]
+    rows, row_ids = unit_rows(query, keys, values)
+    capped = capped_rows(row_ids, query.table.max_rows_per_unit, cap=cap)
+
+    outputs: list[exp.Expr] = [exp.column(key.name) for key in keys]
+    for measure in measures.measures:
+        outputs.append(exp.alias_(_measure_aggregate(measure.name, measures), measure.name))
+    partial = exp.select(*outputs).from_(CAPPED_CTE)
+    if keys:
+        partial = partial.group_by(*(exp.column(key.name) for key in keys))
+    partial = partial.with_(ROWS_CTE, as_=rows).with_(CAPPED_CTE, as_=capped)
+    return partial.sql(DIALECT, pretty=True, comments=False)
+
+
+def unit_rows(
+    query: Query,
+    keys: tuple[KeySpace, ...],
+    values: Sequence[tuple[str, exp.Expr]],
+    filters: Sequence[exp.Expr] = (),
+) -> tuple[exp.Select, list[str]]:
+    """The ``__rows`` CTE: unit, row id(s), keys and per-row values of the rows WHERE keeps.
+
+    One contract table is read as itself; joined rows as in the module docstring.
+
+    Args:
+        query: The resolved query.
+        keys: Its key spaces (``k0``, ...).
+        values: Name and expression of each per-row value, over the query's columns quoted
+            (as :func:`slot_value` writes them).
+        filters: Further row conditions, over the query's columns quoted, ANDed to WHERE.
+
+    Returns:
+        The SELECT and its row-id columns (hashed together by :func:`capped_rows`).
+    """
     if query.joined:
-        rows, row_ids = _joined_rows(query, keys, measures)
+        assert query.source is not None
+        scope = query.source.scope
+        row_ids = [f"{ROW_ID_COLUMN}{index}" for index in range(len(scope.row_ids()))]
+        projections: list[exp.Expr] = [exp.alias_(scope.relations[0].unit.copy(), UNIT_COLUMN)]
+        projections += [
+            exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
+        ]
+        read = scope.to_sql
+        item, joins = from_clause(scope)
     else:
-        projections: list[exp.Expr] = [
-            exp.alias_(_quoted(table.unit), UNIT_COLUMN),
+        row_ids = [ROW_ID_COLUMN]
+        projections = [
+            exp.alias_(_quoted(query.table.unit), UNIT_COLUMN),
             exp.alias_(exp.column("rowid"), ROW_ID_COLUMN),
         ]
-        projections += [exp.alias_(_key_value(query, key), key.name) for key in keys]
-        projections += [exp.alias_(slot_value(slot), slot.name) for slot in measures.slots]
-        rows = exp.select(*projections).from_(
-            exp.Table(this=exp.to_identifier(table.name, quoted=True))
-        )
-        if query.where is not None:
-            rows = rows.where(guard_row_errors(quote_columns(query.where)))
-        row_ids = [ROW_ID_COLUMN]
 
+        def read(expression: exp.Expr) -> exp.Expr:
+            return expression
+
+        item, joins = exp.Table(this=exp.to_identifier(query.table.name, quoted=True)), []
+    projections += [exp.alias_(read(_key_value(query, key)), key.name) for key in keys]
+    projections += [exp.alias_(read(value), name) for name, value in values]
+    rows = exp.select(*projections).from_(item)
+    for join in joins:
+        rows = rows.join(join)
+    if query.where is not None:
+        rows = rows.where(read(guard_row_errors(quote_columns(query.where))))
+    for condition in filters:
+        rows = rows.where(read(condition))
+    return rows, row_ids
+
+
+def capped_rows(row_ids: Sequence[str], k: int, *, cap: bool = True) -> exp.Select:
+    """The ``__capped`` CTE: at most ``k`` rows per unit, by a keyed hash of the row ids.
+
+    Args:
+        row_ids: The row-id columns of ``__rows``.
+        k: The cap (the product of the joined relations' caps).
+        cap: False for every row of ``__rows`` (see :func:`build_partial_sql`).
+
+    Returns:
+        The SELECT over ``__rows``.
+    """
     rank = exp.Window(
         this=exp.RowNumber(),
         partition_by=[exp.column(UNIT_COLUMN)],
@@ -116,46 +179,8 @@ def build_partial_sql(
     )
     capped = exp.select(exp.Star()).from_(ROWS_CTE)
     if cap:
-        capped = capped.qualify(
-            exp.LTE(this=rank, expression=exp.Literal.number(table.max_rows_per_unit))
-        )
-
-    outputs: list[exp.Expr] = [exp.column(key.name) for key in keys]
-    for measure in measures.measures:
-        outputs.append(exp.alias_(_measure_aggregate(measure.name, measures), measure.name))
-    partial = exp.select(*outputs).from_(CAPPED_CTE)
-    if keys:
-        partial = partial.group_by(*(exp.column(key.name) for key in keys))
-    partial = partial.with_(ROWS_CTE, as_=rows).with_(CAPPED_CTE, as_=capped)
-    return partial.sql(DIALECT, pretty=True, comments=False)
-
-
-def _joined_rows(
-    query: Query, keys: tuple[KeySpace, ...], measures: MeasureSet
-) -> tuple[exp.Select, list[str]]:
-    """``__rows`` over joined rows (see the module docstring), and its row-id columns."""
-    assert query.source is not None
-    scope = query.source.scope
-    row_ids = [f"{ROW_ID_COLUMN}{index}" for index in range(len(scope.row_ids()))]
-    projections: list[exp.Expr] = [exp.alias_(scope.relations[0].unit.copy(), UNIT_COLUMN)]
-    projections += [
-        exp.alias_(rid, name) for rid, name in zip(scope.row_ids(), row_ids, strict=True)
-    ]
-    projections += [exp.alias_(scope.to_sql(_key_value(query, key)), key.name) for key in keys]
-    projections += [
-        exp.alias_(
-            slot_value(slot, scope.to_sql(guard_row_errors(quote_columns(slot.expression)))),
-            slot.name,
-        )
-        for slot in measures.slots
-    ]
-    item, joins = from_clause(scope)
-    rows = exp.select(*projections).from_(item)
-    for join in joins:
-        rows = rows.join(join)
-    if query.where is not None:
-        rows = rows.where(scope.to_sql(guard_row_errors(query.where)))
-    return rows, row_ids
+        capped = capped.qualify(exp.LTE(this=rank, expression=exp.Literal.number(k)))
+    return capped
 
 
 def _key_value(query: Query, key: KeySpace) -> exp.Expr:

@@ -98,14 +98,7 @@ def _plan(
     partial_sql = build_partial_sql(query, keys, measures)
     partial_sql_uncapped = build_partial_sql(query, keys, measures, cap=False)
     finalize_sql, projection_sql, outputs = build_finalize(query, keys, measures)
-    tables: tuple[str, ...] = (query.table.name,)
-    columns = tuple(sorted((query.table.name, name) for name in query.referenced))
-    joins: tuple[str, ...] = ()
-    if query.joined:
-        assert query.source is not None
-        tables = tuple(sorted(query.source.reads.tables))
-        columns = tuple(sorted(query.source.reads.columns))
-        joins = tuple(query.source.reads.joins)
+    tables, columns, joins = query.reads()
     return FederatedPlan(
         sql=sql,
         params=canonical_params,

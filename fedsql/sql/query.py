@@ -62,6 +62,19 @@ class Query:
         """True when the rows come from joins, CTEs, subqueries or semi-joins."""
         return self.source is not None and not self.source.plain
 
+    def reads(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
+        """The plan's ``tables``, ``columns`` and ``joins``: every contract table and column
+        read, through every join, CTE and subquery, and each join and semi-join on the unit."""
+        if not self.joined:
+            return (
+                (self.table.name,),
+                tuple(sorted((self.table.name, name) for name in self.referenced)),
+                (),
+            )
+        assert self.source is not None
+        reads = self.source.reads
+        return tuple(sorted(reads.tables)), tuple(sorted(reads.columns)), tuple(reads.joins)
+
     def post_aggregation(self) -> Iterator[tuple[str, exp.Expr]]:
         """The expressions evaluated per group, with their clause: outputs, HAVING, ORDER BY."""
         for output in self.outputs:

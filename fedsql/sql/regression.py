@@ -12,8 +12,12 @@ whatever the coefficients, and one unit (at most k rows) changes each measure's 
 at most k times that in L2 norm. The silo plans every round itself from the SQL text: the
 coefficients are numbers in the text, bounded by construction.
 
-Shape accepted: ``SELECT [keys,] MODEL(...) [AS name] FROM t [WHERE ...] [GROUP BY keys]``:
-one model per query, one model per group, no HAVING / ORDER BY / LIMIT.
+Shape accepted: ``SELECT [keys,] MODEL(...) [AS name] FROM <rows> [WHERE ...] [GROUP BY keys]``:
+one model per query, one model per group, no HAVING / ORDER BY / LIMIT. The rows are those of
+any other aggregate (``row_source``): one table, or tables joined on the privacy unit, CTEs,
+row-level subqueries and semi-joins. The target and features are then columns of the joined
+rows (``l.value``, ``p.age``, a CTE's column), each bounded by the contract column it passes
+through, and k is the cap of the joined rows, the product of the joined tables' caps.
 """
 
 from __future__ import annotations
@@ -24,13 +28,19 @@ from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-from fedsql.catalog import Bounds, Column, Contract, Table
+from fedsql.catalog import Contract
 from fedsql.errors import QueryRejected
 from fedsql.sql.check_aggregates import check_aggregates
 from fedsql.sql.check_clauses import check_clauses
 from fedsql.sql.check_expressions import check_expressions
 from fedsql.sql.check_types import check_row_types
-from fedsql.sql.group_keys import check_grouped_references, plan_keys
+from fedsql.sql.group_keys import check_grouped_references, key_source, plan_keys
+from fedsql.sql.model_arguments import (
+    argument_bounds,
+    argument_column,
+    check_arguments,
+    surrogate_select,
+)
 from fedsql.sql.plan import FederatedPlan, KeySpace, Measure, ModelKind, ModelSpec, OutputColumn
 from fedsql.sql.query import Query
 from fedsql.sql.regression_sql import TERM_CLIP, build_model_sql, term_sql
@@ -51,7 +61,6 @@ DEFAULTS: dict[ModelKind, dict[str, float]] = {
 MAX_ROUNDS = 50
 #: The named argument that carries a round's coefficients (set by the hub, never the analyst).
 AT = "at"
-_ARG_PREFIX = "__fedsql_arg"
 
 
 def model_call(select: exp.Expr) -> exp.Anonymous | None:
@@ -205,7 +214,8 @@ def plan_model(
     Raises:
         QueryRejected: The model call stands where it may not, takes a column that cannot be
             bounded, an unknown option or a bad option value, or the query has HAVING,
-            ORDER BY or LIMIT.
+            ORDER BY or LIMIT; or its rows are refused as for any aggregate (a join not on
+            the privacy unit, a subquery that is not row-level, ...).
         UnknownObject: An unknown or unshared table or column.
     """
     call = model_call(select)
@@ -224,7 +234,7 @@ def plan_model(
         raise QueryRejected(
             f"{name} takes the target then at least one feature: {name}(y, x1, ...)"
         )
-    surrogate, positions = _surrogate(select, item_index, arguments, name)
+    surrogate, positions = surrogate_select(select, item_index, arguments, name)
     check_clauses(surrogate)
     check_expressions(surrogate)
     query = resolve_names(surrogate, contract, visible)
@@ -233,17 +243,12 @@ def plan_model(
             f"{name} cannot use the per-clinic pseudo-column silo: per-clinic models are not "
             "supported; fit the model over the whole federation, or group it by a column"
         )
-    if query.joined:
-        raise QueryRejected(
-            f"{name} reads one table: joins, CTEs and subqueries are not supported with model "
-            "aggregates yet; fit the model on one table with WHERE"
-        )
     keys = plan_keys(query)
     check_grouped_references(query)
     check_aggregates(query)
     check_row_types(query)
-    columns = [_argument_column(query, position) for position in positions]
-    _check_columns(query.table, columns, kind, name)
+    columns = [argument_column(query, position) for position in positions]
+    check_arguments(query, columns, kind, name)
     target, features = columns[0], columns[1:]
     cells = 1
     for key in keys:
@@ -252,8 +257,8 @@ def plan_model(
     if kind == "logistic":
         _check_at(at, cells, width)
     scaled = features if kind == "logistic" else [*features, target]
-    centers = tuple((_bounds(c).lo + _bounds(c).hi) / 2.0 for c in scaled)
-    scales = tuple((_bounds(c).hi - _bounds(c).lo) / 2.0 for c in scaled)
+    centers = tuple((argument_bounds(c).lo + argument_bounds(c).hi) / 2.0 for c in scaled)
+    scales = tuple((argument_bounds(c).hi - argument_bounds(c).lo) / 2.0 for c in scaled)
     spec = ModelSpec(
         kind=kind,
         output=_output_name(select, item_index, name),
@@ -267,6 +272,7 @@ def plan_model(
         tol=float(options.get("tol", 0.0)),
         at=tuple(float(v) for v in at),
     )
+    # the cap of the rows the model reads: the product of the joined tables' caps
     k = query.table.max_rows_per_unit
     measures = tuple(_measure(spec, j, term, k) for j, term in enumerate(spec.terms))
     outputs = _outputs(query, item_index, spec, measures)
@@ -277,12 +283,14 @@ def plan_model(
     )
     spec = dataclasses.replace(spec, layout=layout)
     ordered = [*features, target]
+    tables, read_columns, joins = query.reads()
     return FederatedPlan(
         sql=sql,
         params=params,
         contract_fingerprint=contract.fingerprint,
-        tables=(query.table.name,),
-        columns=tuple(sorted((query.table.name, n) for n in query.referenced)),
+        tables=tables,
+        columns=read_columns,
+        joins=joins,
         row_cap=k,
         keys=keys,
         measures=measures,
@@ -292,7 +300,7 @@ def plan_model(
         partial_sql_uncapped=build_model_sql(query, keys, spec, ordered, cap=False),
         finalize_sql="",
         projection_sql="",
-        explanation=_explain(spec, query.table, measures, keys),
+        explanation=_explain(spec, query, measures, keys),
         model=spec,
     )
 
@@ -332,7 +340,7 @@ def _check_at(at: Sequence[float], cells: int, width: int) -> None:
 def _key_source(query: Query, index: int) -> str:
     node = query.outputs[index].expression
     assert isinstance(node, exp.Column)
-    return str(node.name)
+    return key_source(node)
 
 
 def _model_item(select: exp.Select, call: exp.Anonymous, name: str) -> int:
@@ -410,72 +418,6 @@ def _options(
     return options, at
 
 
-def _surrogate(
-    select: exp.Select, item_index: int, arguments: list[exp.Expr], name: str
-) -> tuple[exp.Select, list[int]]:
-    """The SELECT with the model replaced by COUNT(*) and each argument read by a COUNT.
-
-    The ordinary checks then validate WHERE, GROUP BY and every name, and resolve each argument
-    to a contract column.
-    """
-    surrogate = select.copy()
-    items = list(surrogate.expressions)
-    items[item_index] = exp.Count(this=exp.Star())
-    positions = []
-    for i, argument in enumerate(arguments):
-        if not isinstance(argument.unnest(), exp.Column):
-            raise QueryRejected(
-                f"{name} takes plain columns, not the expression {argument.sql(DIALECT)}: each "
-                "is bounded by its contract bounds"
-            )
-        positions.append(len(items))
-        items.append(exp.alias_(exp.Count(this=argument.unnest().copy()), f"{_ARG_PREFIX}{i}"))
-    surrogate.set("expressions", items)
-    return surrogate, positions
-
-
-def _argument_column(query: Query, position: int) -> Column:
-    node = query.outputs[position].expression
-    assert isinstance(node, exp.Count)
-    column = query.table.column(str(node.this.name))
-    assert column is not None
-    return column
-
-
-def _bounds(column: Column) -> Bounds:
-    return column.bounds if column.bounds is not None else Bounds(0.0, 1.0)
-
-
-def _check_columns(table: Table, columns: list[Column], kind: ModelKind, name: str) -> None:
-    """Target and features must be bounded numbers (or BOOLEAN), distinct."""
-    seen: set[str] = set()
-    for position, column in enumerate(columns):
-        role = "target" if position == 0 else "feature"
-        where = f"{table.name}.{column.name}"
-        if column.name in seen:
-            raise QueryRejected(f"{name} names column {column.name} twice")
-        seen.add(column.name)
-        if role == "target" and kind == "logistic":
-            lo_hi = (column.bounds.lo, column.bounds.hi) if column.bounds else None
-            if column.type != "BOOLEAN" and lo_hi != (0, 1):
-                raise QueryRejected(
-                    f"the target of {name} must be BOOLEAN (or a number with bounds [0, 1]); "
-                    f"{where} is {column.type}"
-                )
-            continue
-        if column.type == "BOOLEAN":
-            continue
-        if not column.is_numeric:
-            raise QueryRejected(f"{name}: the {role} {where} must be numeric or BOOLEAN")
-        if column.bounds is None:
-            raise QueryRejected(
-                f"column {where} has no bounds in the contract, so {name} over it has no known "
-                "sensitivity; add `bounds = [lo, hi]` to it"
-            )
-        if not column.bounds.hi > column.bounds.lo:
-            raise QueryRejected(f"column {where} has empty bounds; {name} cannot rescale it")
-
-
 def _terms(kind: ModelKind, features: int) -> tuple[tuple[str, int, int], ...]:
     """The measures' terms, in measure order (``m0`` is always the row count).
 
@@ -531,12 +473,18 @@ def _outputs(
 
 
 def _explain(
-    spec: ModelSpec, table: Table, measures: tuple[Measure, ...], keys: tuple[KeySpace, ...]
+    spec: ModelSpec, query: Query, measures: tuple[Measure, ...], keys: tuple[KeySpace, ...]
 ) -> tuple[str, ...]:
+    table = query.table
+    rows: list[str] = []
+    if query.joined:
+        assert query.source is not None
+        rows = query.source.explanation()
     lines = [
         f"model: {spec.kind} regression of {spec.target} on {', '.join(spec.features)} "
         f"over {table.name}"
         + (f", one model per {', '.join(k.source for k in keys)}" if keys else ""),
+        *rows,
         "features clamped to their contract bounds and rescaled to [-1, 1]: "
         + ", ".join(
             f"z_{f} = (x - {c:g}) / {s:g}"

@@ -5,7 +5,7 @@ Shape (DuckDB dialect; ``$fedsql_salt`` is bound by the silo)::
     WITH __rows AS (
       SELECT "<unit>" AS __unit, rowid AS __rid, "<key>" AS k0,
              (clamp("x1") - c1) / s1 AS z1, ..., <target> AS zy
-      FROM "<table>" WHERE (<analyst's WHERE, guarded>) AND "x1" IS NOT NULL AND ...),
+      FROM "<table>" WHERE <analyst's WHERE, guarded> AND ("x1" IS NOT NULL AND ...)),
     __capped AS (SELECT * FROM __rows QUALIFY ROW_NUMBER() OVER (...) <= <k>),
     __beta(k0, __b0, __b1, ...) AS (VALUES (<key value>, $fedsql_b0_0, ...), ...),  -- logistic
     __scored AS (SELECT *, 1 / (1 + EXP(-LEAST(GREATEST(<eta>, -40), 40))) AS __p
@@ -18,6 +18,11 @@ of a linear model lies in [-1, 1]; a logistic model's gradient terms ``(y - p) z
 request carries (``p`` is a probability). Each summed term is clamped to that range once more,
 so floating-point rounding cannot push one row past the bound its sensitivity is computed
 from. Rows with a NULL target or feature are left out before the per-unit row cap.
+
+Over joins, CTEs, subqueries and semi-joins ``__rows`` and ``__capped`` are those of every
+other aggregate (``partial_sql.unit_rows`` and ``partial_sql.capped_rows``): relations under
+generated aliases, the unit of the first relation, one row id per joined relation hashed
+together, and the cap k of the joined rows (the product of the joined tables' caps).
 """
 
 from __future__ import annotations
@@ -29,11 +34,9 @@ import sqlglot
 from sqlglot import exp
 
 from fedsql.catalog import Bounds, Column, KeyValue
-from fedsql.sql.group_keys import key_expression
-from fedsql.sql.guard_errors import guard_row_errors
 from fedsql.sql.measures import ValueSlot
-from fedsql.sql.partial_sql import quote_columns, slot_value
-from fedsql.sql.plan import BETA_PARAM, SALT_PARAM, KeySpace, ModelSpec
+from fedsql.sql.partial_sql import capped_rows, slot_value, unit_rows
+from fedsql.sql.plan import BETA_PARAM, KeySpace, ModelSpec
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
@@ -76,43 +79,24 @@ def build_model_sql(
         query: The resolved query (table, WHERE).
         keys: Its key spaces.
         spec: The model: features, rescaling, terms and (logistic) coefficients.
-        columns: The contract columns of the features then the target.
+        columns: The columns of the features then the target (of the query's rows).
         cap: Keep at most k rows per unit (see ``partial_sql.build_partial_sql``).
 
     Returns:
         DuckDB SQL returning one row per non-empty group: key columns then ``m0``, ``m1``, ...
     """
-    table = query.table
     z_names = [f"z{i + 1}" for i in range(len(spec.features))] + ["zy"]
-    items: list[exp.Expr] = [
-        exp.alias_(_quoted(table.unit), "__unit"),
-        exp.alias_(exp.column("rowid"), "__rid"),
+    values = [
+        (name, _rescaled(column, center, scale))
+        for name, column, center, scale in zip(
+            z_names, columns, spec.centers, spec.scales, strict=False
+        )
     ]
-    items += [exp.alias_(key_expression(key), key.name) for key in keys]
-    for name, column, center, scale in zip(
-        z_names, columns, spec.centers, spec.scales, strict=False
-    ):
-        items.append(exp.alias_(_rescaled(column, center, scale), name))
     if spec.kind == "logistic":
-        target = columns[-1]
-        items.append(exp.alias_(slot_value(_slot(target, Bounds(0.0, 1.0))), "zy"))
-    condition: exp.Expr = exp.and_(
-        *(exp.Not(this=exp.Is(this=_quoted(c.name), expression=exp.Null())) for c in columns)
-    )
-    if query.where is not None:
-        condition = exp.and_(
-            exp.Paren(this=guard_row_errors(quote_columns(query.where))), condition
-        )
-    table_node = exp.Table(this=exp.to_identifier(table.name, quoted=True))
-    rows = exp.select(*items, copy=False).from_(table_node, copy=False).where(condition, copy=False)
-    capped = exp.select("*").from_("__rows", copy=False)
-    if cap:
-        order = f"HASH(__rid, ${SALT_PARAM})"
-        rank = f"ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY {order})"
-        capped = capped.qualify(
-            f"{rank} <= {table.max_rows_per_unit}",
-            copy=False,
-        )
+        values.append(("zy", slot_value(_slot(columns[-1], Bounds(0.0, 1.0)))))
+    complete = [exp.Not(this=exp.Is(this=_quoted(c.name), expression=exp.Null())) for c in columns]
+    rows, row_ids = unit_rows(query, keys, values, [exp.and_(*complete)])
+    capped = capped_rows(row_ids, query.table.max_rows_per_unit, cap=cap)
     source = "__capped"
     ctes: list[tuple[str, exp.Expr]] = [("__rows", rows), ("__capped", capped)]
     if spec.kind == "logistic":

@@ -16,10 +16,16 @@ from fedsql.sql.plan_cache import plan_cached
 from fedsql.sql.regression import canonical_sql, model_rounds, round_sql, unround_sql
 from fedsql.sql.regression_sql import inline_coefficients
 
-from .test_bounding import _without_clamping, _without_row_cap, _worst_ratio, neighbours
+from .test_bounding import (
+    _without_clamping,
+    _without_row_cap,
+    _worst_ratio,
+    fanned_out,
+    neighbours,
+)
 from .testbed import CONTRACT, VISIBLE
 
-__all__ = ["neighbours"]
+__all__ = ["fanned_out", "neighbours"]
 
 
 def _plan(sql: str, params: object = None) -> FederatedPlan:
@@ -106,6 +112,48 @@ def test_round_sql_keeps_parameters_and_refuses_a_second_at() -> None:
         ("SELECT LINEAR_REGRESSION(bmi, age) FROM patients GROUP BY name", "domain"),
         ("SELECT region, LINEAR_REGRESSION(bmi, age) FROM patients", "GROUP BY"),
         ("SELECT LINEAR_REGRESSION(bmi, age) FROM patients WHERE getenv('x') = 'y'", "GETENV"),
+        # over joined rows the joins, and the arguments' bounds, are checked as for SUM
+        (
+            "SELECT LINEAR_REGRESSION(l.delta, p.age) FROM labs l JOIN patients p "
+            "ON l.score = p.age",
+            "privacy unit alone",
+        ),
+        ("SELECT LINEAR_REGRESSION(l.delta, p.age) FROM labs l, patients p", "join without ON"),
+        (
+            "SELECT LINEAR_REGRESSION(l.delta, p.income) FROM labs l JOIN patients p "
+            "ON l.patient_id = p.patient_id",
+            "column patients.income has no bounds",
+        ),
+        (
+            "WITH c AS (SELECT patient_id, age * 2 AS a2, bmi FROM patients) "
+            "SELECT LINEAR_REGRESSION(bmi, a2) FROM c",
+            "over a2 is not supported: a subquery computes a2",
+        ),
+        (
+            "SELECT LINEAR_REGRESSION(l.delta, v.patient_id) FROM labs l LEFT JOIN visits v "
+            "ON l.patient_id = v.patient_id",
+            "privacy unit column",
+        ),
+        (
+            "SELECT LINEAR_REGRESSION(l.delta, p.sex) FROM labs l JOIN patients p "
+            "USING (patient_id)",
+            "feature patients.sex must be numeric",
+        ),
+        (
+            "SELECT LOGISTIC_REGRESSION(l.delta, p.age) FROM labs l JOIN patients p "
+            "ON l.patient_id = p.patient_id",
+            "labs.delta is DOUBLE",
+        ),
+        (
+            "SELECT p.name, LINEAR_REGRESSION(l.delta, p.age) FROM labs l JOIN patients p "
+            "ON l.patient_id = p.patient_id GROUP BY p.name",
+            "domain",
+        ),
+        (
+            "SELECT LINEAR_REGRESSION(delta, score) FROM labs WHERE EXISTS "
+            "(SELECT 1 FROM visits v WHERE v.cost > 10)",
+            "correlated",
+        ),
     ],
 )
 def test_model_queries_outside_the_supported_shape_are_refused(sql: str, message: str) -> None:
@@ -119,6 +167,44 @@ def test_a_model_over_an_unshared_column_is_unknown() -> None:
         plan_query("SELECT LINEAR_REGRESSION(bmi, age) FROM patients", None, CONTRACT, visible)
 
 
+def test_a_model_over_joined_rows_reads_qualified_columns_with_the_joined_cap() -> None:
+    plan = _plan(
+        "SELECT l.test, LINEAR_REGRESSION(l.delta, p.age, v.minutes) AS fit FROM labs l "
+        "JOIN patients p ON l.patient_id = p.patient_id "
+        "LEFT JOIN visits v ON v.patient_id = l.patient_id WHERE p.smoker GROUP BY l.test"
+    )
+    spec = plan.model
+    assert spec is not None
+    assert (spec.target, spec.features, spec.layout) == ("delta", ("age", "minutes"), ("k0", ""))
+    # bounds from the contract columns: labs.delta [-50, 20], patients.age [0, 110], ...
+    assert spec.centers == (55.0, 120.0, -15.0) and spec.scales == (55.0, 120.0, 35.0)
+    k = 6 * 2 * 4
+    assert plan.row_cap == k
+    assert all(m.sensitivity == k * m.clip for m in plan.measures)
+    assert plan.tables == ("labs", "patients", "visits")
+    assert plan.columns == (
+        ("labs", "delta"), ("labs", "test"), ("patients", "age"), ("patients", "smoker"),
+        ("visits", "minutes"),
+    )  # fmt: skip
+    assert len(plan.joins) == 2
+    assert f"<= {k}\n)" in plan.partial_sql and "HASH(__rid0, __rid1, __rid2" in plan.partial_sql
+    text = "\n".join(plan.explanation)
+    assert "join: labs AS l JOIN patients AS p LEFT JOIN visits AS v on the unit" in text
+    assert f"k = {k} joined row(s) per unit (6 * 2 * 4" in text
+    assert f"sensitivity {k} (k={k} rows per patient_id)" in text
+
+
+def test_a_self_join_model_names_its_columns_by_alias() -> None:
+    plan = _plan(
+        "SELECT a.dept, LOGISTIC_REGRESSION(b.urgent, a.minutes) AS m FROM visits a "
+        "JOIN visits b ON a.patient_id = b.patient_id GROUP BY a.dept"
+    )
+    assert plan.model is not None
+    assert (plan.model.target, plan.model.features) == ("b.urgent", ("a.minutes",))
+    assert plan.row_cap == 16 and plan.cells == 4
+    assert plan.model.layout == ("k0", "")
+
+
 BOUNDED = [
     "SELECT sex, LINEAR_REGRESSION(bmi, age, smoker) FROM patients GROUP BY sex",
     "SELECT dept, LINEAR_REGRESSION(minutes, cost, urgent) FROM visits GROUP BY dept",
@@ -128,6 +214,11 @@ BOUNDED = [
     "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes, at => [1e9, -1e9, 1e9]) FROM visits",
     "SELECT dept, LOGISTIC_REGRESSION(urgent, minutes, at => [30, 30, -30, -30, 1e30, -1e30, "
     "0, 0]) FROM visits GROUP BY dept",
+    # semi-joins and DISTINCT subqueries keep one table's cap
+    "SELECT LOGISTIC_REGRESSION(urgent, cost, minutes) FROM visits v WHERE EXISTS "
+    "(SELECT 1 FROM labs l WHERE l.patient_id = v.patient_id AND l.score > 0)",
+    "SELECT LINEAR_REGRESSION(s.bmi, s.age) FROM (SELECT DISTINCT patient_id, age, bmi "
+    "FROM patients) s WHERE s.patient_id IN (SELECT patient_id FROM visits)",
 ]
 
 
@@ -156,6 +247,47 @@ def test_removing_a_bound_breaks_the_model_sensitivity(
 ) -> None:
     plan = _plan(BOUNDED[1])
     assert _worst_ratio(neighbours, plan, mutate) > 2
+
+
+#: Model queries over joins: a patient's joined rows are capped at the product of the caps.
+JOINED = [
+    "SELECT l.test, LINEAR_REGRESSION(l.delta, p.age, p.bmi) FROM labs l JOIN patients p "
+    "ON l.patient_id = p.patient_id GROUP BY l.test",
+    "SELECT v.dept, LINEAR_REGRESSION(v.minutes, l.score, v.cost) FROM visits v JOIN labs l "
+    "ON v.patient_id = l.patient_id GROUP BY v.dept",
+    "WITH c AS (SELECT patient_id, urgent, cost FROM visits WHERE minutes > 1) "
+    "SELECT p.sex, LOGISTIC_REGRESSION(c.urgent, c.cost, p.bmi) FROM c JOIN patients p "
+    "ON p.patient_id = c.patient_id GROUP BY p.sex",
+    "SELECT LOGISTIC_REGRESSION(b.urgent, a.minutes, l.delta, at => [1e9, -1e9, 1e9]) "
+    "FROM visits a JOIN visits b ON a.patient_id = b.patient_id "
+    "LEFT JOIN labs l ON l.patient_id = a.patient_id",
+]
+
+
+@pytest.mark.parametrize("sql", JOINED)
+def test_one_patient_moves_each_joined_model_measure_by_at_most_its_sensitivity(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], sql: str
+) -> None:
+    plan = _plan(sql)
+    assert plan.row_cap > max(t.max_rows_per_unit for t in CONTRACT.tables)
+    ratio = _worst_ratio(fanned_out, plan)
+    assert 0.25 < ratio <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("sql", JOINED)
+def test_without_the_cap_after_the_join_a_model_breaks_its_bound(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection], sql: str
+) -> None:
+    assert _worst_ratio(fanned_out, _plan(sql), _without_row_cap) > 2
+
+
+def test_one_tables_cap_is_not_enough_for_a_joined_model(
+    fanned_out: tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection],
+) -> None:
+    """Declaring the sensitivity of the largest joined table's cap alone would be broken."""
+    plan = _plan(JOINED[3])
+    assert plan.row_cap == 4 * 4 * 6
+    assert _worst_ratio(fanned_out, plan) * plan.row_cap / 6 > 2
 
 
 def test_model_partial_sql_computes_the_sufficient_statistics() -> None:
