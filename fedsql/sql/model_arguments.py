@@ -18,7 +18,13 @@ from fedsql.sql.plan import ModelKind
 from fedsql.sql.query import Query
 from fedsql.sql.statement import DIALECT
 
-__all__ = ["argument_bounds", "argument_column", "check_arguments", "surrogate_select"]
+__all__ = [
+    "argument_bounds",
+    "argument_column",
+    "check_arguments",
+    "check_not_unit",
+    "surrogate_select",
+]
 
 _ARG_PREFIX = "__fedsql_arg"
 
@@ -74,6 +80,23 @@ def argument_column(query: Query, position: int) -> Column:
     column = query.table.column(str(node.this.name))
     assert column is not None
     return column
+
+
+def check_not_unit(query: Query, positions: list[int], name: str) -> None:
+    """No argument may be the privacy unit column: a patient's id is not a measurement.
+
+    Raises:
+        QueryRejected: An argument reads the unit column (named in the message).
+    """
+    unit = query.table.unit
+    for position in positions:
+        node = query.outputs[position].expression
+        argument = node.this if isinstance(node, exp.Count) else None
+        if isinstance(argument, exp.Column) and str(argument.name) == unit:
+            raise QueryRejected(
+                f"{name} cannot take {unit}, the privacy unit column, as its target or a "
+                "feature: it identifies a patient and is not a measurement"
+            )
 
 
 def argument_bounds(column: Column) -> Bounds:

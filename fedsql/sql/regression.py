@@ -39,6 +39,7 @@ from fedsql.sql.model_arguments import (
     argument_bounds,
     argument_column,
     check_arguments,
+    check_not_unit,
     surrogate_select,
 )
 from fedsql.sql.plan import FederatedPlan, KeySpace, Measure, ModelKind, ModelSpec, OutputColumn
@@ -245,6 +246,7 @@ def plan_model(
         )
     keys = plan_keys(query)
     check_grouped_references(query)
+    check_not_unit(query, positions, name)
     check_aggregates(query)
     check_row_types(query)
     columns = [argument_column(query, position) for position in positions]

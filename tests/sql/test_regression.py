@@ -90,6 +90,13 @@ def test_round_sql_keeps_parameters_and_refuses_a_second_at() -> None:
         ("SELECT LINEAR_REGRESSION(bmi, age + 1) FROM patients", "plain columns"),
         ("SELECT LINEAR_REGRESSION(bmi, income) FROM patients", "no bounds"),
         ("SELECT LINEAR_REGRESSION(bmi, sex) FROM patients", "numeric or BOOLEAN"),
+        ("SELECT LINEAR_REGRESSION(bmi, patient_id) FROM patients", "privacy unit column, as"),
+        ("SELECT LOGISTIC_REGRESSION(patient_id, age) FROM patients", "privacy unit column, as"),
+        (
+            "SELECT LINEAR_REGRESSION(l.delta, p.patient_id) FROM labs l JOIN patients p "
+            "ON l.patient_id = p.patient_id",
+            "privacy unit column, as",
+        ),
         ("SELECT LINEAR_REGRESSION(bmi, bmi) FROM patients", "twice"),
         ("SELECT LINEAR_REGRESSION(bmi, patient_id) FROM patients", "privacy unit"),
         ("SELECT LOGISTIC_REGRESSION(bmi, age) FROM patients", "must be BOOLEAN"),
