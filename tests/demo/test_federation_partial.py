@@ -12,20 +12,27 @@ import pytest
 import fedsql
 from fedsql import errors
 from fedsql.demo.federation import DemoFederation
+from fedsql.demo.omop import ensure_omop_data
 
 SQL = "SELECT sex, COUNT(*), SUM(age) FROM patients GROUP BY sex"
 
 
-def _pooled(files: dict[str, Path], clinics: list[str]) -> list[tuple[object, ...]]:
+def _pooled(
+    files: dict[str, Path],
+    clinics: list[str],
+    table: str = "patients",
+    sql: str = SQL + " ORDER BY 1",
+) -> list[tuple[object, ...]]:
+    """``sql`` over the UNION ALL of ``table`` at ``clinics``, rows as (key, count, int sum)."""
     conn = duckdb.connect()
     parts = []
     for i, clinic in enumerate(clinics):
         conn.execute(f"ATTACH '{files[clinic]}' AS c{i} (READ_ONLY)")
-        parts.append(f"SELECT * FROM c{i}.patients")
-    conn.execute("CREATE VIEW patients AS " + " UNION ALL ".join(parts))
-    rows = conn.execute(SQL + " ORDER BY sex").fetchall()
+        parts.append(f"SELECT * FROM c{i}.{table}")
+    conn.execute(f"CREATE VIEW {table} AS " + " UNION ALL ".join(parts))
+    rows = conn.execute(sql).fetchall()
     conn.close()
-    return [(sex, n, int(s)) for sex, n, s in rows]
+    return [(key, n, int(s)) for key, n, s in rows]
 
 
 def test_a_refusing_silo_is_left_out_and_named(demo_data: dict[str, Path]) -> None:
@@ -111,21 +118,6 @@ OMOP_SQL = (
 )
 
 
-def _omop_pooled(clinics: list[str]) -> list[tuple[object, ...]]:
-    from fedsql.demo.omop import ensure_omop_data
-
-    files = ensure_omop_data()
-    conn = duckdb.connect()
-    parts = []
-    for i, clinic in enumerate(clinics):
-        conn.execute(f"ATTACH '{files[clinic]}' AS c{i} (READ_ONLY)")
-        parts.append(f"SELECT * FROM c{i}.person")
-    conn.execute("CREATE VIEW person AS " + " UNION ALL ".join(parts))
-    rows = conn.execute(OMOP_SQL).fetchall()
-    conn.close()
-    return [(g, n, int(s)) for g, n, s in rows]
-
-
 def test_five_clinics_answer_with_one_gone_before_the_query_and_one_between_the_rounds() -> None:
     # The OMOP example federation has five clinics. With Lyon gone before the query, the cohort
     # is four with a Shamir threshold of 2; Kyoto uploads and then leaves before round 2. Every
@@ -146,7 +138,8 @@ def test_five_clinics_answer_with_one_gone_before_the_query_and_one_between_the_
             rows = [(g, n, int(s)) for g, n, s in cur.fetchall()]
             assert cur.privacy is not None
             report = cur.privacy
-    assert rows == _omop_pooled(["boston", "kyoto", "nairobi", "sao-paulo"])
+    survivors = ["boston", "kyoto", "nairobi", "sao-paulo"]
+    assert rows == _pooled(ensure_omop_data(), survivors, "person", OMOP_SQL)
     assert sorted(report.answered()) == ["boston", "kyoto", "nairobi", "sao-paulo"]
     assert report.dropped() == {"lyon": "not connected to the hub when the query started"}
     reasons = {s.silo_id: s.reason for s in report.silos}
