@@ -104,3 +104,38 @@ def test_pushdown_refuses_what_it_cannot_guard_before_spending_budget_snapshots_
     else:  # a snapshot runs in the silo's own DuckDB, which guards every row
         assert CLINIC in cursor.privacy.answered()
         assert agent.stats.executed == executed + 1
+
+
+MODEL_QUERIES = [
+    "SELECT LINEAR_REGRESSION(bmi, age) AS m FROM patients",
+    "SELECT sex, LOGISTIC_REGRESSION(diabetic, age, bmi, max_iter => 6) AS m FROM patients "
+    "GROUP BY sex",
+]
+
+
+@pytest.mark.parametrize("sql", MODEL_QUERIES, ids=["linear", "logistic"])
+def test_a_model_equals_the_all_duckdb_federations_or_the_pushdown_clinic_refuses(
+    mixed_federation: DemoFederation, cursor: fedsql.Cursor, sql: str
+) -> None:
+    served = cursor.execute(sql).fetchall()
+    assert cursor.privacy is not None
+    pushdown = isinstance(mixed_federation.silos[CLINIC].engine, PushdownEngine)
+    # A clinic that runs queries in its own database cannot run model SQL yet: it refuses
+    # before reading a row, and the others answer.
+    assert (CLINIC in cursor.privacy.refused()) is pushdown
+    if pushdown:
+        assert "runs queries in its own database" in cursor.privacy.refused()[CLINIC]
+    silos = tuple(s for s in mixed_federation.silos if not (pushdown and s == CLINIC))
+    with (
+        DemoFederation(
+            noise=False, testing=True, policy_overrides=TEST_BUDGETS, silos=silos
+        ) as plain,
+        fedsql.connect(plain.target, analyst="tester") as conn,
+    ):
+        reference = conn.cursor().execute(sql).fetchall()
+    assert len(served) == len(reference)
+    for got, want in zip(served, reference, strict=True):
+        model, expected = got[-1], want[-1]
+        assert got[:-1] == want[:-1]
+        for name, value in expected["coefficients"].items():
+            assert model["coefficients"][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
