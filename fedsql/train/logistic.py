@@ -16,8 +16,12 @@ method converges, not its fixed point); the sampling covariance is ``(H + Λ)⁻
 
 Noisy early rounds are kept stable two ways: the noisy Hessian's eigenvalues are raised to a
 floor of ``EIGEN_FLOOR`` times its noise scale (so it stays positive definite), and no step moves
-a coefficient by more than ``MAX_STEP`` (a damped Newton step). Both are post-processing of
-released values.
+the linear predictor by more than ``MAX_STEP`` in root mean square over the rows, weighted as the
+Hessian weighs them: ``sqrt(Δbᵀ H Δb / H₀₀)`` (a damped Newton step). Measuring the step by its
+effect on the predictions rather than coefficient by coefficient makes the damping independent
+of how the features are scaled and centred, so a feature whose values fill a thin slice of its
+contract bounds (large coefficients that largely cancel against the intercept) converges as fast
+as a well-spread one. Both are post-processing of released values.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ NOISE_STOP = 2.0
 #: With noise on, the Hessian's eigenvalues are kept above this many noise standard deviations
 #: times sqrt(coefficients) (about the spectral norm of the Hessian's noise).
 EIGEN_FLOOR = 3.0
-#: Largest change of one coefficient (on the rescaled features, so of the logit) in one step.
+#: Largest root-mean-square change of the linear predictor (the logit) over the rows in one step.
 MAX_STEP = 4.0
 
 
@@ -105,6 +109,24 @@ def _inverse(hessian: FloatArray, floor: float) -> FloatArray | None:
     return inverse
 
 
+def _predictor_change(step: FloatArray, hessian: FloatArray) -> float:
+    """Root-mean-square change of the linear predictor over the rows, Hessian-weighted.
+
+    ``Δbᵀ H Δb / H₀₀``: H sums ``p (1 - p) z zᵀ`` over the rows and ``H₀₀`` sums the weights
+    ``p (1 - p)`` (z₀ = 1), so this is the weighted mean of ``(Δbᵀ z)²``. A noisy Hessian may
+    make either part non-positive; the step is then measured coefficient by coefficient.
+
+    >>> h = np.array([[100.0, -90.0], [-90.0, 81.5]])  # z in a thin slice around -0.9
+    >>> round(_predictor_change(np.array([-45.0, -50.0]), h), 2)  # large, cancelling coefficients
+    3.54
+    """
+    quadratic = float(step @ hessian @ step)
+    weight = float(hessian[0, 0])
+    if quadratic <= 0.0 or weight <= 0.0:
+        return float(np.max(np.abs(step)))
+    return float(np.sqrt(quadratic / weight))
+
+
 def fit_logistic(
     spec: ModelSpec,
     cells: int,
@@ -148,9 +170,9 @@ def fit_logistic(
                 state[cell] = None
                 continue
             step = inverse @ (g - penalty * beta[cell])
-            largest = float(np.max(np.abs(step)))
-            if largest > MAX_STEP:
-                step = step * (MAX_STEP / largest)
+            moved = _predictor_change(step, h)
+            if moved > MAX_STEP:
+                step = step * (MAX_STEP / moved)
             beta[cell] = beta[cell] + step
             noise = inverse @ np.diag(grad_sigma**2) @ inverse
             noise_sd = np.sqrt(np.diag(noise))

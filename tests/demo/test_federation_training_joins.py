@@ -112,6 +112,16 @@ LOGISTIC: list[tuple[str, tuple[str, ...], str, str | None]] = [
         "(SELECT patient_id FROM labs WHERE test = 'SBP' AND value > 140)",
         None,
     ),
+    (
+        # HbA1c fills a thin slice of labs.value's [0, 250] bounds: large coefficients that
+        # cancel against the intercept, which the damping must not slow down (max_iter 12)
+        "SELECT LOGISTIC_REGRESSION(p.diabetic, l.value, p.age, max_iter => 12) AS m FROM labs l "
+        "JOIN patients p ON l.patient_id = p.patient_id WHERE l.test = 'HbA1c'",
+        ("value", "age"),
+        f"SELECT NULL, {VALUE}, {AGE}, {DIABETIC} FROM labs l "
+        "JOIN patients p ON l.patient_id = p.patient_id WHERE l.test = 'HbA1c'",
+        None,
+    ),
 ]
 
 
