@@ -117,6 +117,9 @@ class SiloSession:
             seen and pass it after a restart, so an old roster cannot be replayed).
         epoch_keys: This silo's epoch-key store; masks then come from epoch keys and peers'
             signed epoch keys (see :meth:`add_epoch_keys`). None uses the identity X25519 key.
+        keep_finished: With a ``claim_qid``, how many answered or closed rounds to keep in
+            memory (the oldest are forgotten once twice as many pile up; their qids stay
+            refused by ``claim_qid``). Without one, every round is kept.
 
     Raises:
         ProtocolError: If the silo or its keys are not in the roster, ``c_max`` is negative,
@@ -139,6 +142,7 @@ class SiloSession:
         contract_hash: str | None = None,
         min_roster_version: int = 0,
         epoch_keys: EpochKeyStore | None = None,
+        keep_finished: int = 4096,
     ) -> None:
         if c_max < 0:
             raise ProtocolError("c_max cannot be negative")
@@ -171,6 +175,7 @@ class SiloSession:
         self._claim_qid = claim_qid
         self._random_bytes = random_bytes
         self._rounds: dict[bytes, _Round] = {}
+        self._keep_finished = keep_finished
         self._lock = threading.Lock()
 
     # -- roster and keys --------------------------------------------------------------------
@@ -346,6 +351,19 @@ class SiloSession:
             self._rounds[desc.qid] = _Round(
                 RoundState.ACCEPTED, desc, hq, desc.epoch, verified=verified
             )
+            if self._claim_qid is not None and len(self._rounds) > 2 * self._keep_finished:
+                self._forget_finished()
+
+    def _forget_finished(self) -> None:
+        """Drop the oldest finished rounds beyond ``keep_finished`` (lock held).
+
+        Only rounds whose qid ``claim_qid`` recorded (a durable log, which refuses them from
+        then on): memory then stays bounded in a silo that runs for months, and a replay is
+        still refused.
+        """
+        finished = [q for q, r in self._rounds.items() if r.state in _FINAL and r.hq]
+        for qid in finished[: max(0, len(finished) - self._keep_finished)]:
+            del self._rounds[qid]
 
     def upload(
         self, desc: Descriptor, x: NDArray[np.int64], extra_noise: NDArray[np.int64] | None = None

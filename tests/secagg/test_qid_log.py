@@ -140,3 +140,38 @@ def test_a_restarted_silo_refuses_a_replayed_query(tmp_path: Path) -> None:
     fresh = make_descriptor(fed, cells=4, specs=(SPEC,), qid=qid_for("log/silo/fresh"))
     restarted.upload(fresh, x)
     assert restarted.state(fresh.qid) is RoundState.UPLOADED
+
+
+def test_a_long_running_silo_forgets_old_rounds_but_still_refuses_their_replays(
+    tmp_path: Path,
+) -> None:
+    fed = make_federation(3, label="log/forget")
+    log = QidLog(tmp_path / "clinic-000.qids")
+    session = fed.new_session("clinic-000", claim_qid=log, keep_finished=4)
+    descriptors = [
+        make_descriptor(fed, cells=2, specs=(SPEC,), qid=qid_for(f"log/forget/{i}"))
+        for i in range(20)
+    ]
+    for desc in descriptors:
+        session.accept(desc)
+        session.abort(desc.qid)
+    assert len(session._rounds) <= 8
+    assert session.state(descriptors[0].qid) is None  # forgotten
+    assert session.state(descriptors[-1].qid) is RoundState.CLOSED
+    with pytest.raises(ProtocolError, match="replayed"):
+        session.accept(descriptors[0])  # the durable log still refuses it
+
+
+def test_without_a_durable_log_a_silo_keeps_every_round_to_refuse_replays() -> None:
+    fed = make_federation(3, label="log/keep")
+    session = fed.new_session("clinic-000", keep_finished=4)
+    descriptors = [
+        make_descriptor(fed, cells=2, specs=(SPEC,), qid=qid_for(f"log/keep/{i}"))
+        for i in range(20)
+    ]
+    for desc in descriptors:
+        session.accept(desc)
+        session.abort(desc.qid)
+    assert len(session._rounds) == 20
+    with pytest.raises(ProtocolError, match="replayed"):
+        session.accept(descriptors[0])
