@@ -13,10 +13,11 @@ import pytest
 
 from fedsql.errors import ConfigError, OperationalError, ProtocolError
 from fedsql.secagg.encoding import CoordinateSpec
+from fedsql.secagg.messages import Descriptor
 from fedsql.secagg.qid_log import QidLog
-from fedsql.secagg.silo_session import RoundState
+from fedsql.secagg.silo_session import RoundState, SiloSession
 
-from .harness import make_descriptor, make_federation, qid_for
+from .harness import Federation, make_descriptor, make_federation, qid_for
 
 SPEC = CoordinateSpec(bound=1000.0, frac_bits=0)
 
@@ -142,19 +143,27 @@ def test_a_restarted_silo_refuses_a_replayed_query(tmp_path: Path) -> None:
     assert restarted.state(fresh.qid) is RoundState.UPLOADED
 
 
+def _accepted_then_aborted(
+    fed: Federation, session: SiloSession, label: str, count: int
+) -> list[Descriptor]:
+    """``count`` fresh queries, each accepted by ``session`` and then aborted by it."""
+    descriptors = [
+        make_descriptor(fed, cells=2, specs=(SPEC,), qid=qid_for(f"{label}/{i}"))
+        for i in range(count)
+    ]
+    for desc in descriptors:
+        session.accept(desc)
+        session.abort(desc.qid)
+    return descriptors
+
+
 def test_a_long_running_silo_forgets_old_rounds_but_still_refuses_their_replays(
     tmp_path: Path,
 ) -> None:
     fed = make_federation(3, label="log/forget")
     log = QidLog(tmp_path / "clinic-000.qids")
     session = fed.new_session("clinic-000", claim_qid=log, keep_finished=4)
-    descriptors = [
-        make_descriptor(fed, cells=2, specs=(SPEC,), qid=qid_for(f"log/forget/{i}"))
-        for i in range(20)
-    ]
-    for desc in descriptors:
-        session.accept(desc)
-        session.abort(desc.qid)
+    descriptors = _accepted_then_aborted(fed, session, "log/forget", 20)
     assert len(session._rounds) <= 8
     assert session.state(descriptors[0].qid) is None  # forgotten
     assert session.state(descriptors[-1].qid) is RoundState.CLOSED
@@ -165,13 +174,7 @@ def test_a_long_running_silo_forgets_old_rounds_but_still_refuses_their_replays(
 def test_without_a_durable_log_a_silo_keeps_every_round_to_refuse_replays() -> None:
     fed = make_federation(3, label="log/keep")
     session = fed.new_session("clinic-000", keep_finished=4)
-    descriptors = [
-        make_descriptor(fed, cells=2, specs=(SPEC,), qid=qid_for(f"log/keep/{i}"))
-        for i in range(20)
-    ]
-    for desc in descriptors:
-        session.accept(desc)
-        session.abort(desc.qid)
+    descriptors = _accepted_then_aborted(fed, session, "log/keep", 20)
     assert len(session._rounds) == 20
     with pytest.raises(ProtocolError, match="replayed"):
         session.accept(descriptors[0])
