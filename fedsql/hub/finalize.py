@@ -11,21 +11,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fedsql.privacy.accuracy import Z95
+from fedsql.sql.key_domains import ARROW_TYPES
 from fedsql.sql.plan import CELL_COLUMN, PARTIALS_TABLE, FederatedPlan
 
 #: Suffixes of the per-column statistics that travel beside the result.
 SIGMA, LOWER, UPPER = "__sigma", "__lo", "__hi"
 SUPPRESSED = "__suppressed"
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "VARCHAR": pa.string(),
-    "DATE": pa.date32(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "BOOLEAN": pa.bool_(),
-}
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ def partials_table(plan: FederatedPlan, values: np.ndarray, suppressed: np.ndarr
         size = len(key.values)
         stride //= size
         idx = (np.arange(cells) // stride) % size
-        domain = pa.array(list(key.values), type=_ARROW_TYPES.get(key.sql_type))
+        domain = pa.array(list(key.values), type=ARROW_TYPES.get(key.sql_type))
         columns[key.name] = domain.take(pa.array(idx))
     mask = np.asarray(suppressed, dtype=bool)
     for j, m in enumerate(plan.measures):

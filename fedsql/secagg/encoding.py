@@ -46,6 +46,7 @@ __all__ = [
     "dimension",
     "encode",
     "limb_bands",
+    "noise_coordinates",
 ]
 
 _Scalar = TypeVar("_Scalar", bound=np.generic)
@@ -374,12 +375,39 @@ def encode(
         else:
             encoded[:, col], encoded[:, col + 1] = _split(scaled[:, pos])
         col += spec.limbs
-    if noise is not None:
-        shares = _as_matrix(np.asarray(noise, dtype=np.int64), m, cells, "the noise vector")
-        lowest = np.cumsum([s.limbs for s in specs]) - 1
-        encoded[:, lowest] += shares
     flat: NDArray[np.int64] = encoded.reshape(check_dim)
+    if noise is not None:
+        flat += noise_coordinates(noise, specs, cells)
     return flat
+
+
+def noise_coordinates(
+    noise: NDArray[np.int64], specs: Sequence[CoordinateSpec], cells: int
+) -> NDArray[np.int64]:
+    """A noise share laid out as vector coordinates: on each measure's lowest limb, 0 elsewhere.
+
+    Args:
+        noise: One integer per measure and cell, cell-major (like ``encode``'s values).
+        specs: One spec per measure.
+        cells: Number of cells.
+
+    Returns:
+        An int64 vector of ``dimension(specs, cells)``; ``encode(v, noise=e)`` equals
+        ``encode(v) + noise_coordinates(e)``.
+
+    Raises:
+        ProtocolError: If ``noise`` does not match the layout.
+
+    >>> specs = [CoordinateSpec(1.0, 0), CoordinateSpec(2.0**40, 0, limbs=2)]
+    >>> noise_coordinates(np.array([5, -3]), specs, cells=1).tolist()
+    [5, 0, -3]
+    """
+    m = len(specs)
+    shares = _as_matrix(np.asarray(noise, dtype=np.int64), m, cells, "the noise vector")
+    out = np.zeros((cells, dimension(specs, cells) // cells), dtype=np.int64)
+    out[:, np.cumsum([s.limbs for s in specs]) - 1] = shares
+    laid_out: NDArray[np.int64] = out.reshape(-1)
+    return laid_out
 
 
 def _recombine(hi: NDArray[np.int64], lo: NDArray[np.int64], frac_bits: int) -> list[float]:

@@ -10,7 +10,7 @@ import numpy as np
 
 from fedsql.privacy.calibrate import MIN_SIGMA_LOCAL
 from fedsql.privacy.noise import sample_discrete_gaussian
-from fedsql.secagg.encoding import encode
+from fedsql.secagg.encoding import encode, noise_coordinates
 from fedsql.silo.guard import Admission
 from fedsql.silo.source_engines import QueryEngine
 from fedsql.silo.vector import dense_vector
@@ -81,8 +81,8 @@ def noised_vector(
         del values, rows
         return encoded, None
     extra_noise = np.column_stack(extra_parts).reshape(-1)
-    encoded = encode(values, admission.encoding, plan.cells, noise=base_noise + extra_noise)
     # the extra part as it sits in the encoded vector (on each measure's lowest limb)
-    extra = encode(np.zeros_like(values), admission.encoding, plan.cells, noise=extra_noise)
+    extra = noise_coordinates(extra_noise, admission.encoding, plan.cells)
+    encoded = encode(values, admission.encoding, plan.cells, noise=base_noise) + extra
     del values, rows
     return encoded, extra

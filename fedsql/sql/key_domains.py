@@ -29,7 +29,8 @@ from fedsql.sql.statement import DIALECT
 #: Most input combinations (product of the read domains' sizes, NULL included) evaluated per key.
 MAX_EVALUATIONS = 1_000_000
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
+#: The Arrow type of each contract column type.
+ARROW_TYPES: dict[str, pa.DataType] = {
     "INTEGER": pa.int32(),
     "BIGINT": pa.int64(),
     "DOUBLE": pa.float64(),
@@ -101,7 +102,7 @@ def evaluate_key_domain(
                 name,
                 pa.table(
                     {
-                        column.name: pa.array(values, type=_ARROW_TYPES[column.type]),
+                        column.name: pa.array(values, type=ARROW_TYPES[column.type]),
                         f"{_ORDINAL}{index}": pa.array(range(len(values)), type=pa.int64()),
                     }
                 ),

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from fedsql.catalog import Bounds, Column, Contract, Domain, Table
 from fedsql.sql import CELL_COLUMN, PARTIALS_TABLE, SALT_PARAM, FederatedPlan
+from fedsql.sql.key_domains import ARROW_TYPES
 
 PATIENTS = Table(
     name="patients",
@@ -89,16 +90,6 @@ VISIBLE: dict[str, tuple[str, ...]] = {
     "labs": LABS.column_names,
 }
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "VARCHAR": pa.string(),
-    "DATE": pa.date32(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "BOOLEAN": pa.bool_(),
-}
-
 _NAMES = ("Ann", "Bo", "Mia", "Max", "O'Brien", "Zoë", "Li", "Moss", "Al", "Mo'a", "Eve")
 
 
@@ -161,7 +152,7 @@ def load_table(
     """Create ``table`` in ``con`` (a real table, so ``rowid`` exists) holding ``rows``, or
     append ``rows`` to it."""
     arrow = pa.table(
-        {c.name: pa.array(rows[c.name], type=_ARROW_TYPES[c.type]) for c in table.columns}
+        {c.name: pa.array(rows[c.name], type=ARROW_TYPES[c.type]) for c in table.columns}
     )
     con.register("__load", arrow)
     if append:
@@ -215,7 +206,7 @@ def partials_table(plan: FederatedPlan, rows: Sequence[tuple[Any, ...]]) -> pa.T
     columns: dict[str, pa.Array] = {CELL_COLUMN: pa.array([c for _, c in cells], pa.int64())}
     for position, key in enumerate(plan.keys):
         columns[key.name] = pa.array(
-            [k[position] for k, _ in cells], type=_ARROW_TYPES[key.sql_type]
+            [k[position] for k, _ in cells], type=ARROW_TYPES[key.sql_type]
         )
     for position, measure in enumerate(plan.measures):
         column = [values.get(c, zeros)[position] for _, c in cells]
